@@ -1,0 +1,27 @@
+//! Serial-console engine of bootaudit: talks to a guest over its serial console the way a
+//! person at the console would, and keeps the evidence.
+//!
+//! - [`normalize`]: raw terminal bytes → readable text (pure, streaming, split-invariant).
+//! - [`transcript`]: the normalised text with an explicit cursor and first-match `expect`.
+//! - [`engine`]: [`Console`], the async engine over any `AsyncRead`/`AsyncWrite` (live QEMU
+//!   chardev socket or a recorded log), with deadlines, failure signatures and a raw event sink.
+//! - [`framing`]: wrap a shell command in markers its echo can never match, and parse its output
+//!   and exit code back, tolerating console messages that land in the middle.
+//!
+//! Design notes: `docs/console.md`.
+
+pub mod engine;
+pub mod framing;
+pub mod normalize;
+pub mod transcript;
+
+pub use engine::{
+    deadline_in, Console, ConsoleConfig, ConsoleEvent, EventSink, ExpectError, FnSink, SendError,
+    Signature, SignatureHit,
+};
+pub use framing::{
+    frame, frame_with_token, fresh_token, parse_between, FrameError, Framed, FramedOutput,
+    NoiseFilter,
+};
+pub use normalize::Normalizer;
+pub use transcript::{Match, Transcript};

@@ -1,0 +1,229 @@
+//! Where does a kernel command line send the console?
+//!
+//! Linux registers every `console=` device, and the **last** one becomes `/dev/console` — the
+//! device init (systemd) writes to and where the login prompt of a serial-only VM appears. So
+//! `console=ttyS0,115200n8 console=tty0` prints kernel messages on the serial port but boots
+//! into a silent serial line: that is the warning case. No `ttyS0` at all is the failure case.
+//!
+//! Only real command lines are analysed (see [`crate::configs`]): a menu label saying
+//! "console=ttyS0" proves nothing.
+
+use crate::configs::BootEntry;
+
+/// The console devices one command line selects.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsoleUse {
+    /// Every `console=` value in order, options included (`ttyS0,115200n8`).
+    pub consoles: Vec<String>,
+    /// Some `console=` names ttyS0.
+    pub has_ttys0: bool,
+    /// The last `console=` names ttyS0, so it becomes /dev/console.
+    pub ttys0_last: bool,
+}
+
+impl ConsoleUse {
+    /// The value of the last `console=` (the one that becomes /dev/console).
+    pub fn primary(&self) -> Option<&str> {
+        self.consoles.last().map(String::as_str)
+    }
+}
+
+/// Splits a kernel command line the way the kernel does: on spaces, with double quotes
+/// grouping; `--` ends the kernel's parameters (the rest goes to init).
+pub fn kernel_params(cmdline: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_quote = false;
+    let mut has = false;
+    for c in cmdline.chars() {
+        match c {
+            '"' => {
+                in_quote = !in_quote;
+                has = true;
+            }
+            c if c.is_whitespace() && !in_quote => {
+                if has {
+                    if cur == "--" {
+                        return out;
+                    }
+                    out.push(std::mem::take(&mut cur));
+                    has = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                has = true;
+            }
+        }
+    }
+    if has && cur != "--" {
+        out.push(cur);
+    }
+    out
+}
+
+/// The device part of a `console=` value, normalised like the kernel does: `ttyS0,115200n8`
+/// → `ttyS0`; a bare number means `ttyS<n>`; `uart[8250],io|mmio,0x3f8…` is COM1 = ttyS0.
+pub fn console_device(value: &str) -> String {
+    let dev = value.split(',').next().unwrap_or("");
+    if dev.starts_with(|c: char| c.is_ascii_digit()) {
+        return format!("ttyS{dev}");
+    }
+    if dev == "uart" || dev == "uart8250" {
+        let parts: Vec<&str> = value.split(',').collect();
+        if parts.len() >= 3 && parts[2].eq_ignore_ascii_case("0x3f8") {
+            return "ttyS0".into();
+        }
+    }
+    dev.to_string()
+}
+
+/// Analyses one kernel command line.
+pub fn analyse(cmdline: &str) -> ConsoleUse {
+    let consoles: Vec<String> = kernel_params(cmdline)
+        .into_iter()
+        .filter_map(|p| p.strip_prefix("console=").map(str::to_string))
+        .collect();
+    let is_ttys0 = |v: &String| console_device(v) == "ttyS0";
+    ConsoleUse {
+        has_ttys0: consoles.iter().any(is_ttys0),
+        ttys0_last: consoles.last().is_some_and(is_ttys0),
+        consoles,
+    }
+}
+
+/// Overall outcome of [`judge`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleStatus {
+    /// Every Linux boot entry has ttyS0 (warnings may still exist).
+    Pass,
+    /// At least one Linux boot entry lacks ttyS0.
+    Fail,
+    /// No Linux boot entry was found at all, so nothing proves a serial console.
+    NoEntries,
+}
+
+/// One finding about one boot entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleFinding {
+    /// Config file path inside the image.
+    pub config: String,
+    /// 1-based line of the kernel command line (or of the entry when it has none).
+    pub line: usize,
+    pub label: String,
+    /// What is wrong, in one line.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConsoleFinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{} '{}': {}",
+            self.config, self.line, self.label, self.message
+        )
+    }
+}
+
+/// The verdict over all boot entries of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleVerdict {
+    pub status: ConsoleStatus,
+    /// Entries without ttyS0.
+    pub failures: Vec<ConsoleFinding>,
+    /// Entries where ttyS0 is present but not the last `console=`.
+    pub warnings: Vec<ConsoleFinding>,
+    /// How many Linux entries were judged.
+    pub checked: usize,
+}
+
+impl ConsoleVerdict {
+    /// True for [`ConsoleStatus::Pass`].
+    pub fn is_pass(&self) -> bool {
+        self.status == ConsoleStatus::Pass
+    }
+}
+
+fn shown(consoles: &[String]) -> String {
+    if consoles.is_empty() {
+        "no console= at all, so the kernel uses tty0".into()
+    } else {
+        consoles
+            .iter()
+            .map(|c| format!("console={c}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Judges all Linux boot entries: pass when every one has ttyS0, fail listing those without,
+/// warn for those where ttyS0 is not the last `console=`.
+pub fn judge(entries: &[BootEntry]) -> ConsoleVerdict {
+    let mut failures = Vec::new();
+    let mut warnings = Vec::new();
+    for e in entries {
+        let use_ = analyse(&e.cmdline);
+        let finding = |message: String| ConsoleFinding {
+            config: e.config.clone(),
+            line: e.cmdline_line,
+            label: e.label.clone(),
+            message,
+        };
+        if !use_.has_ttys0 {
+            failures.push(finding(format!(
+                "kernel command line has no console=ttyS0 ({}) — add console=ttyS0,115200n8 as \
+                 the last console=",
+                shown(&use_.consoles)
+            )));
+        } else if !use_.ttys0_last {
+            warnings.push(finding(format!(
+                "ttyS0 is not the last console= ({}): the kernel makes {} /dev/console, so \
+                 init's output and the login prompt go there, not to the serial port — put \
+                 console=ttyS0,115200n8 last",
+                shown(&use_.consoles),
+                use_.primary().map(console_device).unwrap_or_default()
+            )));
+        }
+    }
+    let status = if entries.is_empty() {
+        ConsoleStatus::NoEntries
+    } else if failures.is_empty() {
+        ConsoleStatus::Pass
+    } else {
+        ConsoleStatus::Fail
+    };
+    ConsoleVerdict {
+        status,
+        failures,
+        warnings,
+        checked: entries.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_console_wins() {
+        let u = analyse("init=/x console=tty0 console=ttyS0,115200n8 loglevel=4");
+        assert_eq!(u.consoles, vec!["tty0", "ttyS0,115200n8"]);
+        assert!(u.has_ttys0 && u.ttys0_last);
+        let u = analyse("console=ttyS0,115200n8 console=tty0");
+        assert!(u.has_ttys0 && !u.ttys0_last);
+        assert_eq!(u.primary(), Some("tty0"));
+        let u = analyse("quiet splash");
+        assert!(!u.has_ttys0 && u.consoles.is_empty());
+    }
+
+    #[test]
+    fn lookalikes_are_not_ttys0() {
+        assert!(!analyse("console=ttyS01").has_ttys0);
+        assert!(!analyse("console=ttys0").has_ttys0);
+        assert!(!analyse("earlycon=ttyS0 xconsole=ttyS0").has_ttys0);
+        assert!(!analyse("console=tty0 -- console=ttyS0").has_ttys0);
+        assert!(analyse("console=0,115200").has_ttys0);
+        assert!(analyse("console=uart8250,io,0x3f8,115200n8").has_ttys0);
+        assert!(analyse("a=\"x y\" console=ttyS0").ttys0_last);
+    }
+}

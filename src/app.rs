@@ -1,0 +1,189 @@
+//! From parsed command line to exit code: load the profile, prepare the report folder, wire the
+//! reporters, run the engine, print the machine output. Errors map to SPEC's exit codes.
+
+use crate::cli::{CheckPhase, Cli, Command, CommonArgs, Format, ListArgs};
+use crate::engine::events::{Fanout, Reporter};
+use crate::engine::{Engine, RunOptions, Scope};
+use crate::exit_codes;
+use crate::model::Phase;
+use crate::report::{folder::FolderReporter, progress::ProgressReporter};
+use crate::signal::{self, Cancel};
+use std::path::{Path, PathBuf};
+
+pub fn main(cli: Cli) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bootaudit: cannot start the async runtime: {e}");
+            return exit_codes::HARNESS;
+        }
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async move {
+            match cli.command {
+                Command::Run(a) => audit(a.common, Scope::Full, a.iso).await,
+                Command::Check { phase } => match phase {
+                    CheckPhase::Host(c) => audit(c, Scope::Phase(Phase::Host), None).await,
+                    CheckPhase::Virt(c) => audit(c, Scope::Phase(Phase::Virt), None).await,
+                    CheckPhase::Iso(a) => audit(a.common, Scope::Phase(Phase::Iso), a.iso).await,
+                },
+                Command::Replay(a) => crate::replay::run(a).await,
+                Command::List(a) => list(a),
+            }
+        })
+    }));
+    // Dropping the runtime here ends the console tasks; QEMU guards were dropped on unwinding.
+    drop(runtime);
+    result.unwrap_or_else(|_| {
+        eprintln!("bootaudit: internal error (a bug): see the message above");
+        exit_codes::HARNESS
+    })
+}
+
+/// audit-reports/<UTC time>-<name>/, with audit-reports/latest pointing at it.
+fn default_out_dir(name: &str) -> PathBuf {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    PathBuf::from("audit-reports").join(format!("{stamp}-{safe}"))
+}
+
+fn point_latest(out: &Path) {
+    let Some(parent) = out.parent() else { return };
+    let Some(name) = out.file_name() else { return };
+    let link = parent.join("latest");
+    let _ = std::fs::remove_file(&link);
+    if let Err(e) = std::os::unix::fs::symlink(name, &link) {
+        eprintln!(
+            "bootaudit: warning: could not update {}: {e}",
+            link.display()
+        );
+    }
+}
+
+/// Load the profile or explain why not (exit 2).
+pub fn load_config(profile: &str) -> Result<crate::config::Config, i32> {
+    crate::config::load(profile).map_err(|e| {
+        eprintln!("bootaudit: {e}");
+        exit_codes::USAGE
+    })
+}
+
+/// Create the report folder with its reporters, or fail with exit 3.
+pub fn reporters(
+    out: Option<PathBuf>,
+    default_name: &str,
+) -> Result<(PathBuf, Vec<Box<dyn Reporter + Send>>), i32> {
+    let is_default = out.is_none();
+    let dir = out.unwrap_or_else(|| default_out_dir(default_name));
+    let folder = FolderReporter::create(&dir).map_err(|e| {
+        eprintln!(
+            "bootaudit: cannot create the report folder {}: {e} — choose another with --out",
+            dir.display()
+        );
+        exit_codes::HARNESS
+    })?;
+    if is_default {
+        point_latest(&dir);
+    }
+    Ok((
+        dir,
+        vec![Box::new(ProgressReporter::new()), Box::new(folder)],
+    ))
+}
+
+async fn audit(common: CommonArgs, scope: Scope, iso: Option<PathBuf>) -> i32 {
+    let config = match load_config(&common.profile) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let name = match (&scope, &iso) {
+        (Scope::Phase(p), _) if *p != Phase::Iso => format!("check-{p}"),
+        (_, Some(p)) => p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into()),
+        (_, None) => common.flake.clone().unwrap_or_else(|| "image".into()),
+    };
+    let cancel = Cancel::new();
+    let (out_dir, reporters) = match reporters(common.out.clone(), &name) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let opts = RunOptions {
+        scope,
+        accel: common.accel,
+        timeout_scale: common.timeout_scale,
+        only: common.only.clone(),
+        skip: common.skip.clone(),
+        flake: common.flake.clone(),
+        iso,
+        out_dir,
+    };
+    let engine = match Engine::new(config, opts, Fanout::new(reporters), cancel.clone()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("bootaudit: {e}");
+            return exit_codes::USAGE;
+        }
+    };
+    signal::install(cancel);
+    let report = engine.run().await;
+    if common.format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serialises")
+        );
+    }
+    report.verdict.exit_code()
+}
+
+fn list(args: ListArgs) -> i32 {
+    let config = match load_config(&args.profile) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if args.format == Format::Json {
+        let items: Vec<serde_json::Value> = config
+            .conditions
+            .iter()
+            .map(|c| serde_json::json!({"id": c.id, "phase": c.phase, "requires": c.requires, "passes_when": c.passes_when}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&items).expect("list serialises")
+        );
+    } else {
+        for c in &config.conditions {
+            let selected = if config.profile_selects(&c.id) {
+                " "
+            } else {
+                "-"
+            };
+            let req = if c.requires.is_empty() {
+                String::new()
+            } else {
+                format!("  (requires {})", c.requires.join(", "))
+            };
+            println!(
+                "{selected}{:<5} {:<26} {}{req}",
+                c.phase.as_str(),
+                c.id,
+                c.passes_when
+            );
+        }
+    }
+    exit_codes::PASS
+}

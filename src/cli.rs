@@ -1,0 +1,125 @@
+//! Command-line interface (clap). Parsing only: `app` turns these into a run.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bootaudit",
+    version,
+    about = "Boot an OS image in QEMU and audit it, with evidence, over the serial console",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Audit an image end to end: host, virt, iso, then a serial-console boot.
+    Run(RunArgs),
+    /// Run one phase alone, without booting.
+    Check {
+        #[command(subcommand)]
+        phase: CheckPhase,
+    },
+    /// Judge a captured serial log offline against the same checks.
+    Replay(ReplayArgs),
+    /// List the conditions of a profile, in run order.
+    List(ListArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckPhase {
+    /// Host tooling and resources.
+    Host(CommonArgs),
+    /// KVM, /dev/net/tun, and a QEMU start with QMP.
+    Virt(CommonArgs),
+    /// The ISO's structure and boot configs (serial console), without booting.
+    Iso(IsoArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Accel {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Profile: an embedded name or a YAML file.
+    #[arg(long, default_value = "pre-nixos")]
+    pub profile: String,
+    /// Report folder (default: audit-reports/<UTC time>-<image name>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Accelerator: auto uses KVM when it really runs a guest, TCG otherwise.
+    #[arg(long, value_enum, default_value_t = Accel::Auto)]
+    pub accel: Accel,
+    /// Multiply every boot timeout (after TCG scaling).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
+    pub timeout_scale: f64,
+    /// Audit only these conditions (and what they require).
+    #[arg(long, num_args = 1.., value_name = "ID")]
+    pub only: Vec<String>,
+    /// Do not audit these conditions (their dependents are blocked).
+    #[arg(long, num_args = 1.., value_name = "ID")]
+    pub skip: Vec<String>,
+    /// Build the ISO with `nix build FLAKE` first.
+    #[arg(long, value_name = "REF")]
+    pub flake: Option<String>,
+    /// human: progress and summary on stderr; json: the report on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IsoArgs {
+    /// The ISO file, or a directory holding exactly one .iso.
+    #[arg(long)]
+    pub iso: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The ISO file, or a directory holding exactly one .iso (e.g. nix's result/iso).
+    #[arg(long)]
+    pub iso: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// A serial log: bootaudit's serial.raw or a capture by another tool.
+    pub serial_log: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    #[arg(long, default_value = "pre-nixos")]
+    pub profile: String,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+fn parse_scale(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if v > 0.0 && v <= 100.0 {
+        Ok(v)
+    } else {
+        Err("must be greater than 0 and at most 100".into())
+    }
+}

@@ -1,0 +1,381 @@
+//! Loading and validating configuration: profiles (`profiles/*.yaml`) and condition catalogs
+//! (`checks/*.yaml`). The defaults are embedded in the binary; users may pass their own files.
+//! Every error names file:line:column and what to do, and maps to exit code 2.
+
+pub mod catalog;
+pub mod pattern;
+pub mod profile;
+pub mod units;
+
+pub use catalog::{Catalog, CheckDef, CheckKind, ConditionDef, ProbeDef, RunAs};
+pub use profile::Profile;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Profiles and catalogs shipped inside the binary.
+const EMBEDDED_PROFILES: &[(&str, &str)] =
+    &[("pre-nixos", include_str!("../../profiles/pre-nixos.yaml"))];
+const EMBEDDED_CATALOGS: &[(&str, &str)] =
+    &[("pre-nixos", include_str!("../../checks/pre-nixos.yaml"))];
+
+/// A configuration error, always with the file it is about and, where known, the position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A loaded source file: where it came from and its text (kept to locate semantic errors).
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub text: String,
+    /// Directory for resolving relative references (None for embedded sources).
+    pub dir: Option<PathBuf>,
+}
+
+impl Source {
+    fn error_at(&self, needle: &str, message: String) -> ConfigError {
+        let (line, column) = locate(&self.text, needle).unzip();
+        ConfigError {
+            file: self.name.clone(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
+/// First position of `needle` in `text`, 1-based.
+fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
+    let at = text.find(needle)?;
+    let line = text[..at].matches('\n').count() + 1;
+    let col = at - text[..at].rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    Some((line, col))
+}
+
+fn parse_yaml<T: serde::de::DeserializeOwned>(src: &Source) -> Result<T, ConfigError> {
+    serde_yaml_ng::from_str(&src.text).map_err(|e| {
+        let loc = e.location();
+        let message = e.to_string();
+        // serde_yaml_ng appends " at line L column C"; we print the position up front instead.
+        let message = match message.find(" at line ") {
+            Some(i) if loc.is_some() => message[..i].to_string(),
+            _ => message,
+        };
+        let mut line = loc.as_ref().map(|l| l.line());
+        let mut column = loc.as_ref().map(|l| l.column());
+        // For errors raised while converting a value (an invalid regex, a bad duration), the
+        // parser reports the start of the enclosing mapping; the value itself is quoted in
+        // backticks, so point at its first occurrence from there on.
+        if let (Some(l), Some(snippet)) = (line, message.split('`').nth(1)) {
+            let from: usize = src
+                .text
+                .split_inclusive('\n')
+                .take(l - 1)
+                .map(str::len)
+                .sum();
+            if let Some((dl, dc)) = locate(&src.text[from..], snippet) {
+                column = Some(dc);
+                line = Some(l + dl - 1);
+            }
+        }
+        ConfigError {
+            file: src.name.clone(),
+            line,
+            column,
+            message: format!("{message} — fix the file (see docs/profiles.md)"),
+        }
+    })
+}
+
+/// The resolved configuration of a run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub profile: Profile,
+    pub profile_source: Source,
+    /// Every condition of the profile's catalogs, in run order (by phase, then catalog order).
+    pub conditions: Vec<ConditionDef>,
+}
+
+impl Config {
+    pub fn condition(&self, id: &str) -> Option<&ConditionDef> {
+        self.conditions.iter().find(|c| c.id == id)
+    }
+
+    /// Is this condition selected by the profile?
+    pub fn profile_selects(&self, id: &str) -> bool {
+        self.profile.select.is_empty() || self.profile.select.iter().any(|s| s == id)
+    }
+}
+
+pub fn embedded_profile_names() -> Vec<&'static str> {
+    EMBEDDED_PROFILES.iter().map(|(n, _)| *n).collect()
+}
+
+/// Load a profile by embedded name or path, with its catalogs, and validate the whole.
+pub fn load(profile_arg: &str) -> Result<Config, ConfigError> {
+    let source = read_source(profile_arg, EMBEDDED_PROFILES, "profile")?;
+    let profile: Profile = parse_yaml(&source)?;
+    let mut conditions = Vec::new();
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for reference in &profile.checks {
+        let catalog_src = match &source.dir {
+            Some(dir) if looks_like_path(reference) => read_source(
+                &dir.join(reference).to_string_lossy(),
+                EMBEDDED_CATALOGS,
+                "catalog",
+            )?,
+            _ => read_source(reference, EMBEDDED_CATALOGS, "catalog")?,
+        };
+        let catalog: Catalog = parse_yaml(&catalog_src)?;
+        for def in catalog.conditions {
+            if let Some(first) = seen.insert(def.id.clone(), catalog_src.name.clone()) {
+                return Err(catalog_src.error_at(
+                    &format!("id: {}", def.id),
+                    format!(
+                        "condition `{}` is defined twice (also in {first}): ids must be unique",
+                        def.id
+                    ),
+                ));
+            }
+            validate_condition(&catalog_src, &def, &conditions)?;
+            conditions.push(def);
+        }
+    }
+    // Stable sort: phases in order, catalog order within a phase.
+    conditions.sort_by_key(|c| c.phase);
+    let config = Config {
+        profile,
+        profile_source: source,
+        conditions,
+    };
+    validate_profile(&config)?;
+    Ok(config)
+}
+
+fn looks_like_path(s: &str) -> bool {
+    s.contains('/') || s.ends_with(".yaml") || s.ends_with(".yml")
+}
+
+fn read_source(arg: &str, embedded: &[(&str, &str)], what: &str) -> Result<Source, ConfigError> {
+    if !looks_like_path(arg) {
+        if let Some((name, text)) = embedded.iter().find(|(n, _)| *n == arg) {
+            return Ok(Source {
+                name: format!("<embedded {what} {name}>"),
+                text: text.to_string(),
+                dir: None,
+            });
+        }
+        let known: Vec<&str> = embedded.iter().map(|(n, _)| *n).collect();
+        return Err(ConfigError {
+            file: arg.to_string(),
+            line: None,
+            column: None,
+            message: format!(
+                "no embedded {what} named `{arg}` (embedded: {}); give a path to a YAML file instead",
+                known.join(", ")
+            ),
+        });
+    }
+    let path = Path::new(arg);
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: arg.to_string(),
+        line: None,
+        column: None,
+        message: format!("cannot read {what}: {e} — check the path"),
+    })?;
+    Ok(Source {
+        name: arg.to_string(),
+        text,
+        dir: path.parent().map(Path::to_path_buf),
+    })
+}
+
+fn validate_condition(
+    src: &Source,
+    def: &ConditionDef,
+    earlier: &[ConditionDef],
+) -> Result<(), ConfigError> {
+    for req in &def.requires {
+        match earlier.iter().find(|c| &c.id == req) {
+            None => {
+                return Err(src.error_at(
+                    &format!("id: {}", def.id),
+                    format!(
+                        "condition `{}` requires `{req}`, which is not defined before it: prerequisites must come earlier in the list",
+                        def.id
+                    ),
+                ))
+            }
+            Some(c) if c.phase > def.phase => {
+                return Err(src.error_at(
+                    &format!("id: {}", def.id),
+                    format!("condition `{}` ({}) requires `{req}` of the later phase {}", def.id, def.phase, c.phase),
+                ))
+            }
+            _ => {}
+        }
+    }
+    def.check().map(|_| ()).map_err(|e| {
+        src.error_at(
+            &format!("id: {}", def.id),
+            format!("condition `{}`: {e}", def.id),
+        )
+    })
+}
+
+fn validate_profile(config: &Config) -> Result<(), ConfigError> {
+    let src = &config.profile_source;
+    let p = &config.profile;
+    let known: BTreeSet<&str> = config.conditions.iter().map(|c| c.id.as_str()).collect();
+    let lists = [("select", &p.select), ("allowed_skips", &p.allowed_skips)];
+    for (field, ids) in lists {
+        for id in ids {
+            if !known.contains(id.as_str()) {
+                return Err(src.error_at(
+                    id,
+                    format!("`{field}` names unknown condition `{id}` — see `bootaudit list`"),
+                ));
+            }
+        }
+    }
+    for sig in &p.failure_signatures {
+        for id in &sig.fails {
+            if !known.contains(id.as_str()) {
+                return Err(src.error_at(
+                    id,
+                    format!(
+                        "failure signature `{}` names unknown condition `{id}`",
+                        sig.name
+                    ),
+                ));
+            }
+        }
+    }
+    for id in p.timeouts.conditions.keys() {
+        if !known.contains(id.as_str()) {
+            return Err(src.error_at(
+                id,
+                format!("`timeouts` names unknown condition `{id}` — see `bootaudit list`"),
+            ));
+        }
+    }
+    if !(p.timeouts.tcg_scale >= 1.0 && p.timeouts.tcg_scale <= 100.0) {
+        return Err(src.error_at("tcg_scale", "`tcg_scale` must be between 1 and 100".into()));
+    }
+    for def in &config.conditions {
+        for name in &def.diagnostics {
+            if !p.diagnostics.contains_key(name) {
+                return Err(src.error_at(
+                    "diagnostics",
+                    format!("condition `{}` asks for diagnostic `{name}`, which the profile does not define under `diagnostics:`", def.id),
+                ));
+            }
+        }
+        // Every placeholder must resolve now, not in the middle of a boot.
+        let check_vars = |text: &str| pattern::fill(text, &p.vars, |s| s.to_string()).map(|_| ());
+        let result = check_vars(&def.passes_when)
+            .and_then(|_| def.run.as_deref().map_or(Ok(()), check_vars))
+            .and_then(|_| {
+                def.pass
+                    .iter()
+                    .chain(&def.fail_fast)
+                    .chain(&def.evidence)
+                    .chain(&def.pattern)
+                    .try_for_each(|pat| pat.resolve(&p.vars).map(|_| ()))
+            });
+        if let Err(e) = result {
+            return Err(src.error_at("vars", format!("condition `{}`: {e}", def.id)));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn embedded_default_profile_loads() {
+        let config = load("pre-nixos").unwrap();
+        assert!(config.condition("storage.status").is_some());
+        assert!(config
+            .conditions
+            .windows(2)
+            .all(|w| w[0].phase <= w[1].phase));
+    }
+
+    #[test]
+    fn yaml_errors_name_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let text =
+            include_str!("../../profiles/pre-nixos.yaml").replace("memory: 1536M", "memry: 1536M");
+        let path = write(dir.path(), "p.yaml", &text);
+        let err = load(&path).unwrap_err();
+        assert_eq!(err.file, path);
+        let line = text.lines().position(|l| l.contains("memry")).unwrap() + 1;
+        assert_eq!(err.line, Some(line), "{err}");
+        assert!(err.column.is_some());
+        assert!(err.message.contains("memry"), "{err}");
+    }
+
+    #[test]
+    fn invalid_regex_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = include_str!("../../profiles/pre-nixos.yaml").replace(
+            "pattern: 'Kernel panic - not syncing.*'",
+            "pattern: 'Kernel panic (unclosed'",
+        );
+        assert!(text.contains("(unclosed"), "fixture text changed");
+        let path = write(dir.path(), "p.yaml", &text);
+        let err = load(&path).unwrap_err();
+        let line = text.lines().position(|l| l.contains("(unclosed")).unwrap() + 1;
+        assert_eq!(err.line, Some(line), "{err}");
+        assert!(err.message.contains("invalid regex"), "{err}");
+    }
+
+    #[test]
+    fn unknown_condition_in_select_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "{}\nselect: [host.qemu, host.nope]\n",
+            include_str!("../../profiles/pre-nixos.yaml")
+        );
+        let path = write(dir.path(), "p.yaml", &text);
+        let err = load(&path).unwrap_err();
+        assert!(err.message.contains("host.nope"), "{err}");
+        assert_eq!(err.line, Some(text.lines().count()));
+    }
+
+    #[test]
+    fn unknown_profile_name_lists_embedded() {
+        let err = load("nope").unwrap_err();
+        assert!(err.message.contains("pre-nixos"), "{err}");
+    }
+}

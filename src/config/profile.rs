@@ -1,0 +1,155 @@
+//! The profile: the image contract (machine, users, vars, timeouts, failure signatures) and
+//! which catalog conditions it selects.
+
+use super::pattern::PatternSrc;
+use super::units::{Size, Span};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Catalogs to draw conditions from: an embedded name (`pre-nixos`) or a path relative to
+    /// the profile file.
+    pub checks: Vec<String>,
+    /// Condition ids this profile audits, in catalog order; empty means all of them.
+    #[serde(default)]
+    pub select: Vec<String>,
+    /// Conditions whose skip still lets the run pass (e.g. no KVM on a CI runner).
+    #[serde(default)]
+    pub allowed_skips: Vec<String>,
+    /// Values for `{name}` placeholders in probe commands and patterns.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    pub machine: Machine,
+    #[serde(default)]
+    pub resources: Resources,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    #[serde(default)]
+    pub failure_signatures: Vec<Signature>,
+    /// Console lines that may land in the middle of command output (service banners,
+    /// announcements); they are set aside, not taken as output.
+    #[serde(default)]
+    pub noise: Vec<PatternSrc>,
+    /// Named commands run (as root when possible) when a condition that names them fails.
+    #[serde(default)]
+    pub diagnostics: BTreeMap<String, Diagnostic>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Machine {
+    #[serde(default = "default_qemu")]
+    pub qemu: String,
+    #[serde(default = "default_machine_type")]
+    pub machine_type: String,
+    pub memory: Size,
+    pub cpus: u32,
+    #[serde(default)]
+    pub disks: Vec<Disk>,
+    pub nic: Nic,
+    /// The virtio-rng device model, if any.
+    pub rng: Option<String>,
+    /// Extra arguments appended verbatim.
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+}
+
+fn default_qemu() -> String {
+    "qemu-system-x86_64".into()
+}
+fn default_machine_type() -> String {
+    "pc".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    pub size: Size,
+    #[serde(default = "default_disk_device")]
+    pub device: String,
+}
+
+fn default_disk_device() -> String {
+    "virtio-blk-pci".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nic {
+    pub device: String,
+    #[serde(default)]
+    pub network: Network,
+    /// Host port forwards for user networking, `tcp:HOSTPORT-:GUESTPORT`; always bound to
+    /// 127.0.0.1.
+    #[serde(default)]
+    pub forwards: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    #[default]
+    User,
+    Tap,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// Free disk needed in the work folder (disks are sparse, but may fill).
+    pub disk: Size,
+    /// Memory needed beyond the guest's own.
+    pub memory_overhead: Size,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources {
+            disk: Size(2 << 30),
+            memory_overhead: Size(512 << 20),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// Default for boot conditions the catalog gives no timeout.
+    pub default: Span,
+    /// Multiplier applied to every boot timeout when the guest runs under TCG.
+    pub tcg_scale: f64,
+    /// Per-condition overrides, by id.
+    #[serde(default)]
+    pub conditions: BTreeMap<String, Span>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            default: Span(std::time::Duration::from_secs(60)),
+            tcg_scale: 3.0,
+            conditions: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signature {
+    pub name: String,
+    pub pattern: PatternSrc,
+    /// The conditions this signature fails; empty means every boot condition still waiting.
+    #[serde(default)]
+    pub fails: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Diagnostic {
+    pub run: String,
+}

@@ -1,0 +1,142 @@
+//! Human-written quantities in profiles and catalogs: durations ("90s", "5m", "1m30s", "500ms")
+//! and sizes ("8G", "512M"). Parse errors surface through serde, so the YAML loader reports
+//! them with file:line:column.
+
+use serde::{de, Deserialize, Deserializer};
+use std::time::Duration;
+
+/// A duration as written in a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Span(pub Duration);
+
+impl Span {
+    pub fn parse(text: &str) -> Result<Span, String> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Err("empty duration".into());
+        }
+        let mut total = Duration::ZERO;
+        let mut rest = t;
+        while !rest.is_empty() {
+            let digits = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
+            if digits == 0 {
+                return Err(format!(
+                    "`{text}` is not a duration: write e.g. 30s, 5m, 1m30s, 500ms"
+                ));
+            }
+            let number: f64 = rest[..digits]
+                .parse()
+                .map_err(|_| format!("`{text}`: bad number `{}`", &rest[..digits]))?;
+            rest = &rest[digits..];
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let unit = &rest[..unit_len];
+            rest = &rest[unit_len..];
+            let seconds = match unit {
+                "ms" => number / 1000.0,
+                "s" | "" => number,
+                "m" | "min" => number * 60.0,
+                "h" => number * 3600.0,
+                other => {
+                    return Err(format!(
+                        "`{text}`: unknown unit `{other}` (use ms, s, m or h)"
+                    ))
+                }
+            };
+            total += Duration::from_secs_f64(seconds);
+        }
+        Ok(Span(total))
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Seconds(s) => Ok(Span(Duration::from_secs(s))),
+            Raw::Text(t) => Span::parse(&t).map_err(de::Error::custom),
+        }
+    }
+}
+
+/// A byte size as written in a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Size(pub u64);
+
+impl Size {
+    pub fn parse(text: &str) -> Result<Size, String> {
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let number: u64 = t[..split]
+            .parse()
+            .map_err(|_| format!("`{text}` is not a size: write e.g. 8G, 512M"))?;
+        let factor: u64 = match t[split..]
+            .trim()
+            .trim_end_matches("iB")
+            .trim_end_matches('B')
+        {
+            "" => 1,
+            "K" | "k" => 1 << 10,
+            "M" => 1 << 20,
+            "G" => 1 << 30,
+            "T" => 1 << 40,
+            other => {
+                return Err(format!(
+                    "`{text}`: unknown size unit `{other}` (use K, M, G, T)"
+                ))
+            }
+        };
+        Ok(Size(number * factor))
+    }
+
+    pub fn mib(self) -> u64 {
+        self.0 >> 20
+    }
+}
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.0 as f64;
+        if self.0 >= 1 << 30 {
+            write!(f, "{:.1} GiB", b / (1u64 << 30) as f64)
+        } else {
+            write!(f, "{:.0} MiB", b / (1u64 << 20) as f64)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let t = String::deserialize(d)?;
+        Size::parse(&t).map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(Span::parse("90s").unwrap().0, Duration::from_secs(90));
+        assert_eq!(Span::parse("1m30s").unwrap().0, Duration::from_secs(90));
+        assert_eq!(Span::parse("500ms").unwrap().0, Duration::from_millis(500));
+        assert!(Span::parse("ten").is_err());
+        assert!(Span::parse("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(Size::parse("8G").unwrap().0, 8 << 30);
+        assert_eq!(Size::parse("512MiB").unwrap().0, 512 << 20);
+        assert!(Size::parse("lots").is_err());
+    }
+}

@@ -1,0 +1,352 @@
+//! Expect-style dialogues on the serial console, as a careful person at the console would hold
+//! them: wait for the login, take over the shell, run framed commands (as the user or through
+//! `sudo -n`), with a host-side deadline on every wait.
+//!
+//! Failure signatures are scoped: a line like "Failed to start pre-nixos.service" concerns
+//! storage.status, not shell.ready. A hit that concerns the current condition ends its wait at
+//! once; any other hit is acknowledged and the wait goes on — and is remembered, so a later
+//! condition it concerns fails at once when it starts.
+
+use crate::signal::Cancel;
+use bootaudit_console::{
+    frame, Console, ExpectError, FramedOutput, Match, NoiseFilter, SignatureHit,
+};
+use regex::Regex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Why a wait ended without what it waited for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitError {
+    Timeout {
+        waited: Duration,
+        tail: String,
+    },
+    /// The console ended: QEMU exited or the guest is gone.
+    Closed {
+        tail: String,
+    },
+    /// A failure signature that concerns the current condition.
+    Signature {
+        name: String,
+        line: String,
+    },
+    /// sudo (or login) asked for a password.
+    Password {
+        line: String,
+    },
+    Cancelled,
+}
+
+impl WaitError {
+    /// The unmatched console text the error carries, if any.
+    pub fn tail(&self) -> &str {
+        match self {
+            WaitError::Timeout { tail, .. } | WaitError::Closed { tail } => tail,
+            _ => "",
+        }
+    }
+}
+
+/// The last non-empty lines of `text`, joined for a one-line message.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..].join(" | ")
+}
+
+/// A framed command's result.
+#[derive(Debug, Clone)]
+pub struct CommandRun {
+    pub output: FramedOutput,
+    pub took: Duration,
+}
+
+pub struct Dialogue {
+    pub console: Console,
+    /// Signature name → the condition ids it fails (empty: all).
+    scopes: Vec<(String, Vec<String>)>,
+    noise: NoiseFilter,
+    cancel: Cancel,
+    password_prompt: Regex,
+    /// The condition now being judged: decides which signature hits concern us.
+    pub current: String,
+}
+
+impl Dialogue {
+    pub fn new(
+        console: Console,
+        scopes: Vec<(String, Vec<String>)>,
+        noise: NoiseFilter,
+        cancel: Cancel,
+    ) -> Self {
+        Dialogue {
+            console,
+            scopes,
+            noise,
+            cancel,
+            password_prompt: Regex::new(r"(?m)(\[sudo\] password for [^:\n]*:|^[Pp]assword: ?$)")
+                .expect("static regex"),
+            current: String::new(),
+        }
+    }
+
+    fn concerns(&self, signature: &str, id: &str) -> bool {
+        self.scopes
+            .iter()
+            .find(|(name, _)| name == signature)
+            .is_none_or(|(_, ids)| ids.is_empty() || ids.iter().any(|i| i == id))
+    }
+
+    /// The first signature hit so far that concerns condition `id`.
+    pub fn earlier_hit_for(&self, id: &str) -> Option<SignatureHit> {
+        self.console
+            .signature_hits()
+            .into_iter()
+            .find(|h| self.concerns(&h.pattern_name, id))
+    }
+
+    /// Wait for the first match of any pattern after the cursor.
+    pub async fn expect(
+        &mut self,
+        patterns: &[Regex],
+        deadline: Instant,
+    ) -> Result<Match, WaitError> {
+        loop {
+            let result = tokio::select! {
+                r = self.console.expect(patterns, deadline) => r,
+                _ = self.cancel.cancelled() => return Err(WaitError::Cancelled),
+            };
+            match result {
+                Ok(m) => return Ok(m),
+                Err(ExpectError::Signature {
+                    pattern_name, line, ..
+                }) => {
+                    if self.concerns(&pattern_name, &self.current.clone()) {
+                        return Err(WaitError::Signature {
+                            name: pattern_name,
+                            line,
+                        });
+                    }
+                    // Not this condition's business: remembered in the hits, wait on.
+                    self.console.clear_signature();
+                }
+                Err(ExpectError::Timeout { waited, tail }) => {
+                    return Err(WaitError::Timeout { waited, tail })
+                }
+                Err(ExpectError::Closed { tail, .. }) => return Err(WaitError::Closed { tail }),
+            }
+        }
+    }
+
+    /// Wait for a quiet spell on the console (no bytes for `quiet`), bounded by `deadline`.
+    pub async fn quiet(&mut self, quiet: Duration, deadline: Instant) -> Result<(), WaitError> {
+        loop {
+            let result = tokio::select! {
+                r = self.console.quiet_for(quiet, deadline) => r,
+                _ = self.cancel.cancelled() => return Err(WaitError::Cancelled),
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(ExpectError::Signature {
+                    pattern_name, line, ..
+                }) => {
+                    if self.concerns(&pattern_name, &self.current.clone()) {
+                        return Err(WaitError::Signature {
+                            name: pattern_name,
+                            line,
+                        });
+                    }
+                    self.console.clear_signature();
+                }
+                Err(ExpectError::Timeout { waited, tail }) => {
+                    return Err(WaitError::Timeout { waited, tail })
+                }
+                Err(ExpectError::Closed { tail, .. }) => return Err(WaitError::Closed { tail }),
+            }
+        }
+    }
+
+    pub async fn send_line(&mut self, line: &str) -> Result<(), WaitError> {
+        self.console
+            .send_line(line)
+            .await
+            .map_err(|e| WaitError::Closed {
+                tail: e.to_string(),
+            })
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), WaitError> {
+        self.console
+            .send(bytes)
+            .await
+            .map_err(|e| WaitError::Closed {
+                tail: e.to_string(),
+            })
+    }
+
+    /// Run one shell command, framed so that its echo never matches and its exit code comes
+    /// back in the same round trip. `as_root` goes through `sudo -n`, which never prompts; a
+    /// password prompt all the same (a wrapper, a PAM module) ends the wait at once.
+    pub async fn run(
+        &mut self,
+        command: &str,
+        as_root: bool,
+        deadline: Instant,
+    ) -> Result<CommandRun, WaitError> {
+        let full = if as_root {
+            format!("sudo -n sh -c {}", shell_quote(command))
+        } else {
+            command.to_string()
+        };
+        let framed = frame(&full).map_err(|e| WaitError::Closed {
+            tail: format!("cannot frame command: {e}"),
+        })?;
+        let started = Instant::now();
+        self.console.skip_to_end();
+        let from = self.console.cursor();
+        self.send_line(&framed.line).await?;
+        let m = self
+            .expect(
+                &[framed.end_re.clone(), self.password_prompt.clone()],
+                deadline,
+            )
+            .await;
+        match m {
+            Ok(m) if m.pattern == 0 => {
+                let text = self
+                    .console
+                    .with_transcript(|t| t.text()[from..].to_string());
+                let output =
+                    framed
+                        .extract(&text, &self.noise)
+                        .ok_or_else(|| WaitError::Closed {
+                            tail: "the end marker came without the begin marker".into(),
+                        })?;
+                Ok(CommandRun {
+                    output,
+                    took: started.elapsed(),
+                })
+            }
+            Ok(m) => {
+                // Abort the prompt so the shell is usable for diagnostics.
+                let _ = self.send(b"\x03").await;
+                Err(WaitError::Password {
+                    line: m.matched.trim().to_string(),
+                })
+            }
+            Err(WaitError::Timeout { waited, tail }) => {
+                // Interrupt whatever hangs, so the next command gets a shell.
+                let _ = self.send(b"\x03").await;
+                Err(WaitError::Timeout { waited, tail })
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Quote for a POSIX shell as one word.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bootaudit_console::ConsoleConfig;
+
+    #[test]
+    fn quotes_for_the_shell() {
+        assert_eq!(shell_quote("a'b"), r"'a'\''b'");
+    }
+
+    #[test]
+    fn last_lines_joins_tail() {
+        assert_eq!(last_lines("a\n\nb\nc\n", 2), "b | c");
+    }
+
+    /// A fake guest shell on a duplex pipe: answers framed commands like bash would, with a
+    /// service line landing in the middle of the output.
+    #[tokio::test]
+    async fn runs_framed_command_through_noise() {
+        let (harness, mut guest) = tokio::io::duplex(4096);
+        let console = Console::from_stream(harness, ConsoleConfig::default());
+        let noise =
+            NoiseFilter::default_console().with([Regex::new("^LAN IPv4 address: ").unwrap()]);
+        let mut d = Dialogue::new(console, vec![], noise, Cancel::new());
+        let guest_task = tokio::spawn(async move {
+            use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+            let (r, mut w) = tokio::io::split(&mut guest);
+            let mut lines = BufReader::new(r).lines();
+            let line = lines.next_line().await.unwrap().unwrap();
+            // Echo, then what the shell prints.
+            let token = line
+                .split("_BEGIN")
+                .next()
+                .unwrap()
+                .rsplit('_')
+                .next()
+                .unwrap()
+                .to_string();
+            w.write_all(format!("{line}\r\n").as_bytes()).await.unwrap();
+            w.write_all(format!("BA_{token}_BEGIN\r\n  ma").as_bytes())
+                .await
+                .unwrap();
+            w.write_all(b"in\r\nLAN IPv4 address: 10.0.2.15\r\n")
+                .await
+                .unwrap();
+            w.write_all(format!("\r\nBA_{token}_END rc=0\r\n$ ").as_bytes())
+                .await
+                .unwrap();
+        });
+        let run = d
+            .run(
+                "vgs --noheadings -o vg_name",
+                false,
+                Instant::now() + Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        guest_task.await.unwrap();
+        assert_eq!(run.output.exit_code, 0);
+        assert_eq!(run.output.text().trim(), "main");
+        assert_eq!(
+            run.output.interleaved,
+            vec!["LAN IPv4 address: 10.0.2.15".to_string()]
+        );
+    }
+
+    #[tokio::test]
+    async fn scoped_signature_only_fails_its_conditions() {
+        let (harness, mut guest) = tokio::io::duplex(4096);
+        let config = ConsoleConfig::default().signature(
+            "unit failed",
+            Regex::new("Failed to start pre-nixos").unwrap(),
+        );
+        let console = Console::from_stream(harness, config);
+        let scopes = vec![(
+            "unit failed".to_string(),
+            vec!["storage.status".to_string()],
+        )];
+        let mut d = Dialogue::new(console, scopes, NoiseFilter::none(), Cancel::new());
+        use tokio::io::AsyncWriteExt;
+        guest
+            .write_all(b"[FAILED] Failed to start pre-nixos.service\r\nlogin: ")
+            .await
+            .unwrap();
+        d.current = "boot.login".into();
+        let login = Regex::new("login: ").unwrap();
+        d.expect(&[login], Instant::now() + Duration::from_secs(2))
+            .await
+            .expect("not boot.login's business");
+        assert!(d.earlier_hit_for("boot.login").is_none());
+        let hit = d
+            .earlier_hit_for("storage.status")
+            .expect("remembered for storage.status");
+        assert!(hit.line.contains("Failed to start pre-nixos"));
+    }
+}

@@ -1,0 +1,372 @@
+//! The audit pipeline: an ordered list of phases, each an ordered list of conditions with
+//! prerequisites. The engine decides which conditions are in scope, gates each on its
+//! prerequisites (a failed prerequisite blocks its dependents), runs the phase code, and emits
+//! events; it never prints and never writes files (reporters do).
+
+pub mod events;
+pub mod phases;
+
+use crate::cli::Accel;
+use crate::config::{CheckDef, ConditionDef, Config};
+use crate::model::{ConditionReport, IsoInfo, Outcome, Phase, Report, Status, Verdict};
+use crate::signal::Cancel;
+use events::{Event, Fanout, Millis};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Milliseconds since the run started, for every timestamp of the run.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    pub fn ms(&self, at: Instant) -> Millis {
+        at.saturating_duration_since(self.start).as_millis() as Millis
+    }
+}
+
+/// Which part of the pipeline a command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `bootaudit run`: every phase.
+    Full,
+    /// `bootaudit check PHASE`: that phase and the prerequisites it needs.
+    Phase(Phase),
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub scope: Scope,
+    pub accel: Accel,
+    pub timeout_scale: f64,
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+    pub flake: Option<String>,
+    pub iso: Option<PathBuf>,
+    /// The report folder (also where disks' free space is checked).
+    pub out_dir: PathBuf,
+}
+
+/// The accelerator a boot will use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccelChoice {
+    Kvm,
+    Tcg,
+}
+
+impl AccelChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccelChoice::Kvm => "kvm",
+            AccelChoice::Tcg => "tcg",
+        }
+    }
+}
+
+/// What earlier conditions found out, for later ones to use.
+#[derive(Debug, Default, Clone)]
+pub struct Facts {
+    pub qemu_version: Option<String>,
+    pub accel: Option<AccelChoice>,
+    pub iso_path: Option<PathBuf>,
+    pub iso_info: Option<IsoInfo>,
+}
+
+pub struct Engine {
+    pub config: Config,
+    pub opts: RunOptions,
+    pub facts: Facts,
+    pub cancel: Cancel,
+    fanout: Arc<Mutex<Fanout>>,
+    results: Vec<ConditionReport>,
+    clock: Clock,
+    started_at: chrono::DateTime<chrono::Utc>,
+    in_scope: Vec<String>,
+    selected: BTreeSet<String>,
+}
+
+/// An error in the options that only shows once the config is known (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+impl Engine {
+    pub fn new(
+        config: Config,
+        opts: RunOptions,
+        fanout: Fanout,
+        cancel: Cancel,
+    ) -> Result<Engine, UsageError> {
+        for id in opts.only.iter().chain(&opts.skip) {
+            if config.condition(id).is_none() {
+                return Err(UsageError(format!(
+                    "unknown condition `{id}` in --only/--skip — `bootaudit list --profile {}` shows the ids",
+                    config.profile.name
+                )));
+            }
+        }
+        for def in &config.conditions {
+            if matches!(def.check(), Ok(CheckDef::Builtin)) && !phases::is_builtin(&def.id) {
+                return Err(UsageError(format!(
+                    "{}: condition `{}` is declared `check: builtin`, but bootaudit has no builtin check of that name (builtins: {})",
+                    config.profile_source.name,
+                    def.id,
+                    phases::BUILTIN_IDS.join(", ")
+                )));
+            }
+        }
+        let (in_scope, selected) = scope_and_selection(&config, &opts);
+        Ok(Engine {
+            config,
+            opts,
+            facts: Facts::default(),
+            cancel,
+            fanout: Arc::new(Mutex::new(fanout)),
+            results: Vec::new(),
+            clock: Clock {
+                start: Instant::now(),
+            },
+            started_at: chrono::Utc::now(),
+            in_scope,
+            selected,
+        })
+    }
+
+    pub fn now_ms(&self) -> Millis {
+        self.clock.ms(Instant::now())
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// The reporters, shared with the console's reader task (it emits console traffic).
+    pub fn fanout(&self) -> Arc<Mutex<Fanout>> {
+        self.fanout.clone()
+    }
+
+    pub fn emit(&mut self, event: Event<'_>) {
+        // A reporter that panicked poisons the lock; the audit goes on without rendering.
+        if let Ok(mut f) = self.fanout.lock() {
+            f.emit(event);
+        }
+    }
+
+    pub fn note(&mut self, text: &str) {
+        self.emit(Event::Note(text));
+    }
+
+    /// Run every phase in scope and build the report.
+    pub async fn run(mut self) -> Report {
+        let out_dir = self.opts.out_dir.clone();
+        let profile = self.config.profile.name.clone();
+        self.emit(Event::RunStarted {
+            profile: &profile,
+            out_dir: &out_dir,
+        });
+        for phase in Phase::ALL {
+            let defs: Vec<ConditionDef> = self
+                .config
+                .conditions
+                .iter()
+                .filter(|d| d.phase == phase && self.in_scope.contains(&d.id))
+                .cloned()
+                .collect();
+            if defs.is_empty() {
+                continue;
+            }
+            self.emit(Event::PhaseStarted(phase));
+            match phase {
+                Phase::Boot => phases::boot::run(&mut self, &defs).await,
+                _ => {
+                    for def in &defs {
+                        let outcome = match self.gate(def) {
+                            Some(skip) => skip,
+                            None => {
+                                let at = self.begin(def);
+                                let outcome = phases::run_builtin(&mut self, def).await;
+                                self.finish_started(def, at, outcome);
+                                continue;
+                            }
+                        };
+                        self.record(def, self.now_ms(), outcome);
+                    }
+                }
+            }
+        }
+        self.into_report()
+    }
+
+    /// Why this condition must not run, if so: not selected, interrupted, or blocked.
+    pub fn gate(&self, def: &ConditionDef) -> Option<Outcome> {
+        if self.cancel.is_cancelled() {
+            return Some(Outcome::skip("interrupted before it ran"));
+        }
+        if !self.selected.contains(&def.id) {
+            let why = if self.opts.skip.contains(&def.id) {
+                "skipped with --skip"
+            } else {
+                "not selected"
+            };
+            return Some(Outcome::deselected(why));
+        }
+        for req in &def.requires {
+            match self.results.iter().find(|r| &r.id == req) {
+                Some(r) if r.satisfies_dependents() => {}
+                Some(r) => return Some(Outcome::blocked(req, r.status)),
+                // A prerequisite outside the scope (e.g. in another phase of `check`) was not run.
+                None => {}
+            }
+        }
+        None
+    }
+
+    /// Mark the start of a condition; returns its start time.
+    pub fn begin(&mut self, def: &ConditionDef) -> Millis {
+        let at = self.now_ms();
+        self.emit(Event::ConditionStarted {
+            id: &def.id,
+            phase: def.phase,
+            at,
+        });
+        at
+    }
+
+    pub fn progress(&mut self, id: &str, detail: &str) {
+        let at = self.now_ms();
+        self.emit(Event::Progress { id, at, detail });
+    }
+
+    /// Record the outcome of a condition that was started with [`Engine::begin`].
+    pub fn finish_started(&mut self, def: &ConditionDef, started: Millis, outcome: Outcome) {
+        self.record(def, started, outcome);
+    }
+
+    /// Record a finished condition (with the hint appended to failures) and emit it.
+    pub fn record(&mut self, def: &ConditionDef, started: Millis, mut outcome: Outcome) {
+        if outcome.status == Status::Fail {
+            if let Some(hint) = &def.hint {
+                if !outcome.message.contains(hint.as_str()) {
+                    outcome.message = format!("{} — {}", outcome.message, hint);
+                }
+            }
+        }
+        let report = ConditionReport {
+            id: def.id.clone(),
+            phase: def.phase,
+            status: outcome.status,
+            message: outcome.message,
+            evidence: outcome.evidence,
+            started_ms: started,
+            duration_ms: self.now_ms().saturating_sub(started),
+            transcript: Some(format!("conditions/{}.log", def.id)),
+            blocked_by: outcome.blocked_by,
+            warnings: outcome.warnings,
+            diagnostics: Vec::new(),
+            skip_kind: outcome.skip_kind,
+        };
+        self.emit(Event::ConditionFinished(&report));
+        self.results.push(report);
+    }
+
+    /// Attach diagnostics paths to an already recorded condition.
+    pub fn add_diagnostic_path(&mut self, id: &str, path: String) {
+        if let Some(r) = self.results.iter_mut().find(|r| r.id == id) {
+            r.diagnostics.push(path);
+        }
+    }
+
+    pub fn result(&self, id: &str) -> Option<&ConditionReport> {
+        self.results.iter().find(|r| r.id == id)
+    }
+
+    /// Scale a boot timeout for the accelerator and --timeout-scale.
+    pub fn boot_timeout(&self, def: &ConditionDef) -> Duration {
+        let t = &self.config.profile.timeouts;
+        let base = t
+            .conditions
+            .get(&def.id)
+            .copied()
+            .or(def.timeout)
+            .unwrap_or(t.default)
+            .0;
+        let tcg = if self.facts.accel == Some(AccelChoice::Kvm) {
+            1.0
+        } else {
+            t.tcg_scale
+        };
+        base.mul_f64(tcg * self.opts.timeout_scale)
+    }
+
+    fn into_report(mut self) -> Report {
+        let interrupted = self.cancel.is_cancelled();
+        let mut verdict = Report::judge_verdict(&self.results, &self.config.profile.allowed_skips);
+        if interrupted {
+            verdict = Verdict::Interrupted;
+        }
+        let report = Report {
+            bootaudit_version: env!("CARGO_PKG_VERSION").to_string(),
+            verdict,
+            profile: self.config.profile.name.clone(),
+            iso: self.facts.iso_info.clone(),
+            accel: self.facts.accel.map(|a| a.as_str().to_string()),
+            started_at: self
+                .started_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            duration_ms: self.now_ms(),
+            conditions: std::mem::take(&mut self.results),
+        };
+        self.emit(Event::RunFinished(&report));
+        report
+    }
+}
+
+/// The conditions a command reports on, and those of them that run.
+fn scope_and_selection(config: &Config, opts: &RunOptions) -> (Vec<String>, BTreeSet<String>) {
+    let with_prereqs = |roots: Vec<&str>| -> BTreeSet<String> {
+        let mut set: BTreeSet<String> = BTreeSet::new();
+        let mut stack: Vec<String> = roots.into_iter().map(String::from).collect();
+        while let Some(id) = stack.pop() {
+            if set.insert(id.clone()) {
+                if let Some(def) = config.condition(&id) {
+                    stack.extend(def.requires.iter().cloned());
+                }
+            }
+        }
+        set
+    };
+    let in_scope: BTreeSet<String> = match opts.scope {
+        Scope::Full => config.conditions.iter().map(|c| c.id.clone()).collect(),
+        Scope::Phase(p) => with_prereqs(
+            config
+                .conditions
+                .iter()
+                .filter(|c| c.phase == p)
+                .map(|c| c.id.as_str())
+                .collect(),
+        ),
+    };
+    let mut selected: BTreeSet<String> = if opts.only.is_empty() {
+        config
+            .conditions
+            .iter()
+            .filter(|c| config.profile_selects(&c.id))
+            .map(|c| c.id.clone())
+            .collect()
+    } else {
+        with_prereqs(opts.only.iter().map(String::as_str).collect())
+    };
+    for s in &opts.skip {
+        selected.remove(s);
+    }
+    let ordered = config
+        .conditions
+        .iter()
+        .map(|c| c.id.clone())
+        .filter(|id| in_scope.contains(id))
+        .collect();
+    (ordered, selected)
+}

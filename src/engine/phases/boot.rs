@@ -1,0 +1,767 @@
+//! Boot phase: one QEMU session, the serial console driven by a [`Dialogue`], and each boot
+//! condition judged in catalog order — builtin dialogues for the console, login and shell,
+//! generic probes and watches for the rest. Diagnostics are gathered right after a failure,
+//! while the state is fresh. QEMU is killed on every way out of here.
+
+use super::virt::{accel_for, wait_exit};
+use crate::config::{CheckDef, ConditionDef, RunAs};
+use crate::dialogue::{last_lines, Dialogue, WaitError};
+use crate::engine::events::{Event, Fanout};
+use crate::engine::Engine;
+use crate::judge::{autologin_user, ProbeJudge, ProbeVerdict};
+use crate::model::{Outcome, Status};
+use crate::qemu::{args, process::QemuProcess, qmp::Qmp, workspace::Workspace};
+use bootaudit_console::{Console, ConsoleConfig, ConsoleEvent, FnSink, NoiseFilter};
+use regex::Regex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long to keep reading after a fatal line, so the whole panic lands in the transcript.
+const DRAIN_AFTER_FATAL: Duration = Duration::from_secs(3);
+/// A login prompt that stays silent this long gets a newline (getty may have printed it
+/// before the console was readable, or kernel messages buried it).
+const LOGIN_POKE_AFTER: Duration = Duration::from_secs(10);
+/// After the login prompt, how long `(automatic login)` may take to follow.
+const AUTOLOGIN_GRACE: Duration = Duration::from_secs(8);
+/// Bound on one diagnostic command.
+const DIAGNOSTIC_TIMEOUT: Duration = Duration::from_secs(20);
+
+struct Session {
+    _ws: Workspace,
+    qemu: QemuProcess,
+    qmp: Option<Qmp>,
+    dialogue: Dialogue,
+    qemu_log: std::path::PathBuf,
+    /// Why the guest can no longer be judged (panic, QEMU gone): later conditions fail at once.
+    fatal: Option<String>,
+    shell_ready: bool,
+    root: bool,
+}
+
+impl Session {
+    async fn shutdown(mut self, engine: &mut Engine) {
+        if let Some(mut qmp) = self.qmp.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), qmp.quit()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(3), wait_exit(&mut self.qemu)).await;
+        }
+        self.qemu.kill();
+        if let Ok(text) = std::fs::read_to_string(&self.qemu_log) {
+            if !text.is_empty() {
+                engine.emit(Event::QemuLog { text: &text });
+            }
+        }
+    }
+}
+
+pub async fn run(engine: &mut Engine, defs: &[ConditionDef]) {
+    let mut session: Option<Session> = None;
+    for def in defs {
+        if let Some(skip) = engine.gate(def) {
+            let at = engine.now_ms();
+            engine.record(def, at, skip);
+            continue;
+        }
+        let started = engine.begin(def);
+        let outcome = match &mut session {
+            Some(s) => judge(engine, s, def).await,
+            None => match start(engine).await {
+                Ok(s) => {
+                    let s = session.insert(s);
+                    judge(engine, s, def).await
+                }
+                Err(outcome) => outcome,
+            },
+        };
+        let failed = outcome.status == Status::Fail;
+        engine.record(def, started, outcome);
+        if failed {
+            if let Some(s) = &mut session {
+                collect_diagnostics(engine, s, def).await;
+            }
+        }
+    }
+    if let Some(s) = session {
+        s.shutdown(engine).await;
+    }
+}
+
+/// Start QEMU with the ISO and connect the serial console and QMP.
+async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
+    let machine = engine.config.profile.machine.clone();
+    let accel = accel_for(engine);
+    engine.facts.accel = Some(accel);
+    let iso = engine
+        .facts
+        .iso_path
+        .clone()
+        .ok_or_else(|| Outcome::error("no ISO resolved (iso.resolve did not run)"))?;
+    let ws = Workspace::create(&machine).map_err(|e| {
+        Outcome::error(format!("cannot create a private temp folder for QEMU: {e}"))
+    })?;
+    let serial_listener = tokio::net::UnixListener::bind(&ws.serial_socket).map_err(|e| {
+        Outcome::error(format!(
+            "cannot listen on {}: {e}",
+            ws.serial_socket.display()
+        ))
+    })?;
+    let qmp_listener = tokio::net::UnixListener::bind(&ws.qmp_socket).map_err(|e| {
+        Outcome::error(format!("cannot listen on {}: {e}", ws.qmp_socket.display()))
+    })?;
+    let launch = args::Launch {
+        machine: &machine,
+        accel,
+        iso: Some(&iso),
+        disks: ws.disks.clone(),
+        serial_socket: Some(&ws.serial_socket),
+        qmp_socket: &ws.qmp_socket,
+        paused: false,
+        tap_ifname: None,
+    };
+    let argv =
+        args::build(&launch).map_err(|e| Outcome::fail(format!("profile machine: {e}"), ""))?;
+    let cmdline = format!("{} {}", machine.qemu, argv.join(" "));
+    engine.emit(Event::QemuLog {
+        text: &format!("# boot\n$ {cmdline}\n"),
+    });
+    let log = std::fs::File::create(&ws.qemu_log)
+        .map_err(|e| Outcome::error(format!("cannot create {}: {e}", ws.qemu_log.display())))?;
+    let mut qemu = QemuProcess::spawn(&machine.qemu, &argv, log).map_err(|e| {
+        Outcome::fail(
+            format!("cannot start {}: {e}", machine.qemu),
+            cmdline.clone(),
+        )
+    })?;
+    let connect = async {
+        let (serial, _) = serial_listener.accept().await?;
+        let (qmp, _) = qmp_listener.accept().await?;
+        Ok::<_, std::io::Error>((serial, qmp))
+    };
+    let connected = tokio::select! {
+        r = tokio::time::timeout(Duration::from_secs(20), connect) => r,
+        _ = wait_exit(&mut qemu) => {
+            let out = std::fs::read_to_string(&ws.qemu_log).unwrap_or_default();
+            return Err(Outcome::fail(format!("QEMU exited during start-up: {}", last_lines(&out, 2)), cmdline));
+        }
+    };
+    let (serial, qmp_stream) = match connected {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => return Err(Outcome::error(format!("accepting QEMU's sockets: {e}"))),
+        Err(_) => {
+            return Err(Outcome::fail(
+                "QEMU did not connect its serial console and QMP within 20 s",
+                cmdline,
+            ))
+        }
+    };
+    let qmp = Qmp::handshake(qmp_stream, Duration::from_secs(10))
+        .await
+        .ok()
+        .map(|(q, _)| q);
+    let dialogue = console_dialogue(engine, serial).map_err(Outcome::error)?;
+    if accel == crate::engine::AccelChoice::Tcg {
+        engine.progress("boot.console", "booting under TCG (software emulation)");
+    }
+    Ok(Session {
+        qemu_log: ws.qemu_log.clone(),
+        _ws: ws,
+        qemu,
+        qmp,
+        dialogue,
+        fatal: None,
+        shell_ready: false,
+        root: false,
+    })
+}
+
+/// Wire the serial stream into a console whose traffic flows to the reporters as events.
+fn console_dialogue(
+    engine: &mut Engine,
+    serial: tokio::net::UnixStream,
+) -> Result<Dialogue, String> {
+    let profile = &engine.config.profile;
+    let mut config = ConsoleConfig::default();
+    let mut scopes = Vec::new();
+    for sig in &profile.failure_signatures {
+        let re = sig.pattern.resolve(&profile.vars)?;
+        config = config.signature(sig.name.clone(), re);
+        scopes.push((sig.name.clone(), sig.fails.clone()));
+    }
+    let noise_res = profile
+        .noise
+        .iter()
+        .map(|p| p.resolve(&profile.vars))
+        .collect::<Result<Vec<_>, _>>()?;
+    let noise = NoiseFilter::default_console().with(noise_res);
+    let fanout: Arc<Mutex<Fanout>> = engine.fanout();
+    let clock = engine.clock();
+    config = config.sink(FnSink(move |event: ConsoleEvent| {
+        let Ok(mut f) = fanout.lock() else { return };
+        match event {
+            ConsoleEvent::Received { at, bytes } => f.emit(Event::ConsoleReceived {
+                at: clock.ms(at.into_std()),
+                bytes: &bytes,
+            }),
+            ConsoleEvent::Sent { at, bytes } => f.emit(Event::ConsoleSent {
+                at: clock.ms(at.into_std()),
+                bytes: &bytes,
+            }),
+            _ => {}
+        }
+    }));
+    let console = Console::from_stream(serial, config);
+    Ok(Dialogue::new(console, scopes, noise, engine.cancel.clone()))
+}
+
+/// Judge one boot condition on the running session.
+async fn judge(engine: &mut Engine, s: &mut Session, def: &ConditionDef) -> Outcome {
+    s.dialogue.current = def.id.clone();
+    if let Some(why) = &s.fatal {
+        return Outcome::fail(format!("not judged: {why}"), "");
+    }
+    if let Some(hit) = s.dialogue.earlier_hit_for(&def.id) {
+        return fatal_line(s, &hit.pattern_name, &hit.line, true).await;
+    }
+    let timeout = engine.boot_timeout(def);
+    let deadline = Instant::now() + timeout;
+    let outcome = match def.check() {
+        Ok(CheckDef::Builtin) => match def.id.as_str() {
+            "boot.console" => boot_console(s, deadline, timeout).await,
+            "boot.login" => boot_login(engine, s, deadline, timeout).await,
+            "boot.autologin" => boot_autologin(engine, s, deadline).await,
+            "shell.ready" => shell_ready(engine, s, deadline, timeout).await,
+            other => Err(Outcome::error(format!(
+                "`{other}` is not a builtin check of the boot phase"
+            ))),
+        },
+        Ok(CheckDef::Probe(p)) => match ProbeJudge::resolve(def, &p, &engine.config.profile.vars) {
+            Ok(judge) => probe(engine, s, def, &judge, deadline, timeout).await,
+            Err(e) => Err(Outcome::error(e)),
+        },
+        Ok(CheckDef::Watch { pattern }) => match pattern.resolve(&engine.config.profile.vars) {
+            Ok(re) => watch(s, &re, deadline, timeout).await,
+            Err(e) => Err(Outcome::error(e)),
+        },
+        Err(e) => Err(Outcome::error(e)),
+    };
+    match outcome {
+        Ok(o) => o,
+        Err(o) => o,
+    }
+}
+
+/// Turn a wait error into the condition's failure; fatal ones end the session's usefulness.
+async fn wait_failure(
+    s: &mut Session,
+    err: WaitError,
+    waiting_for: &str,
+    timeout: Duration,
+) -> Outcome {
+    match err {
+        WaitError::Timeout { tail, .. } => Outcome::fail(
+            format!(
+                "{waiting_for}: nothing within {}s; the console last showed: {}",
+                timeout.as_secs(),
+                quote(&last_lines(&tail, 3))
+            ),
+            last_lines(&tail, 10),
+        ),
+        WaitError::Signature { name, line } => fatal_line(s, &name, &line, false).await,
+        WaitError::Password { line } => Outcome::fail(
+            format!(
+                "{waiting_for}: a password prompt appeared: {}",
+                quote(&line)
+            ),
+            line,
+        ),
+        WaitError::Closed { tail } => {
+            let why = match s.qemu.try_exit() {
+                Some(status) => format!("QEMU exited ({status})"),
+                None => "the serial console closed".to_string(),
+            };
+            s.fatal = Some(why.clone());
+            Outcome::fail(
+                format!(
+                    "{waiting_for}: {why}; the console last showed: {}",
+                    quote(&last_lines(&tail, 3))
+                ),
+                last_lines(&tail, 10),
+            )
+        }
+        WaitError::Cancelled => Outcome::skip("interrupted"),
+    }
+}
+
+/// A failure signature concerning this condition: fail quoting the line. Signatures that
+/// concern every condition (panic, emergency mode) make the guest unusable for the rest.
+async fn fatal_line(s: &mut Session, name: &str, line: &str, earlier: bool) -> Outcome {
+    let global = s
+        .dialogue
+        .earlier_hit_for("\u{0}any-condition")
+        .is_some_and(|h| h.pattern_name == name);
+    if global && s.fatal.is_none() {
+        s.fatal = Some(format!("{name}: {}", quote(line)));
+        s.dialogue.console.drain_for(DRAIN_AFTER_FATAL).await;
+    }
+    s.dialogue.console.clear_signature();
+    let when = if earlier {
+        " (seen earlier on the console)"
+    } else {
+        ""
+    };
+    Outcome::fail(format!("{name}{when}: {}", quote(line)), line.to_string())
+}
+
+fn quote(s: &str) -> String {
+    if s.is_empty() {
+        "(nothing)".into()
+    } else {
+        format!("\"{}\"", s.chars().take(300).collect::<String>())
+    }
+}
+
+async fn boot_console(
+    s: &mut Session,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Outcome, Outcome> {
+    let visible = Regex::new(r"\S").expect("static regex");
+    let started = Instant::now();
+    match s.dialogue.expect(&[visible], deadline).await {
+        Ok(_) => {
+            // Keep the first line whole for the evidence.
+            let first = s.dialogue.console.with_transcript(|t| {
+                t.text()
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            });
+            s.dialogue.console.set_cursor(0);
+            Ok(Outcome::pass(
+                format!(
+                    "the guest wrote to the serial console after {:.1}s",
+                    started.elapsed().as_secs_f64()
+                ),
+                first,
+            ))
+        }
+        Err(WaitError::Timeout { .. }) => Err(Outcome::fail(
+            format!(
+                "the guest wrote nothing to the serial console in {}s",
+                timeout.as_secs()
+            ),
+            format!("{} bytes received", s.dialogue.console.bytes_received()),
+        )),
+        Err(e) => Err(wait_failure(s, e, "waiting for console output", timeout).await),
+    }
+}
+
+fn login_patterns() -> [Regex; 2] {
+    [
+        Regex::new(r"(\S+) \(automatic login\)").expect("static regex"),
+        Regex::new(r"(?m)\S*\s?login: ?").expect("static regex"),
+    ]
+}
+
+async fn boot_login(
+    engine: &mut Engine,
+    s: &mut Session,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Outcome, Outcome> {
+    let pats = login_patterns();
+    let started = Instant::now();
+    let mut pokes = 0;
+    loop {
+        let step = (Instant::now() + LOGIN_POKE_AFTER).min(deadline);
+        let from = s.dialogue.console.cursor();
+        match s.dialogue.expect(&pats, step).await {
+            Ok(m) => {
+                // Leave the cursor at the prompt so boot.autologin reads what follows it.
+                s.dialogue
+                    .console
+                    .set_cursor(if m.pattern == 0 { m.start } else { m.end });
+                let line = s
+                    .dialogue
+                    .console
+                    .with_transcript(|t| line_around(t.text(), m.start));
+                return Ok(Outcome::pass(
+                    format!(
+                        "{} after {:.1}s",
+                        if m.pattern == 0 {
+                            "automatic login"
+                        } else {
+                            "login prompt"
+                        },
+                        started.elapsed().as_secs_f64()
+                    ),
+                    line,
+                ));
+            }
+            Err(WaitError::Timeout { .. }) if Instant::now() < deadline => {
+                let quiet_for = s
+                    .dialogue
+                    .console
+                    .last_received_at()
+                    .map(|t| t.elapsed())
+                    .unwrap_or(LOGIN_POKE_AFTER);
+                if quiet_for >= LOGIN_POKE_AFTER && pokes < 3 {
+                    pokes += 1;
+                    engine.progress(
+                        "boot.login",
+                        "console quiet: sending a newline to wake the getty",
+                    );
+                    s.dialogue.console.set_cursor(from);
+                    let _ = s.dialogue.send_line("").await;
+                }
+            }
+            Err(e) => {
+                let mut o = wait_failure(s, e, "waiting for a login prompt", timeout).await;
+                if o.status == Status::Fail && !o.message.contains("nothing within") {
+                    return Err(o);
+                }
+                let shown = s
+                    .dialogue
+                    .console
+                    .with_transcript(|t| last_lines(t.text(), 3));
+                o.message = format!(
+                    "no login prompt within {}s ({} bytes on the console, {pokes} newline(s) sent); it last showed: {}",
+                    timeout.as_secs(),
+                    s.dialogue.console.bytes_received(),
+                    quote(&shown)
+                );
+                return Err(o);
+            }
+        }
+    }
+}
+
+/// The whole line containing byte `at`.
+fn line_around(text: &str, at: usize) -> String {
+    let start = text[..at].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let end = text[at..].find('\n').map(|i| at + i).unwrap_or(text.len());
+    text[start..end].trim().to_string()
+}
+
+async fn boot_autologin(
+    engine: &mut Engine,
+    s: &mut Session,
+    deadline: Instant,
+) -> Result<Outcome, Outcome> {
+    let expected = engine
+        .config
+        .profile
+        .vars
+        .get("user")
+        .cloned()
+        .unwrap_or_else(|| "nixos".into());
+    let auto = Regex::new(r"(\S+) \(automatic login\)").expect("static regex");
+    let login = Regex::new(r"login: ?").expect("static regex");
+    // agetty may print "(automatic login)" in a later chunk than "login: ".
+    let grace = (Instant::now() + AUTOLOGIN_GRACE).min(deadline);
+    let seen = match s.dialogue.expect(std::slice::from_ref(&auto), grace).await {
+        Ok(m) => Some(m),
+        Err(WaitError::Timeout { .. }) => {
+            // Poke once: a getty without autologin answers with another login prompt.
+            engine.progress(
+                "boot.autologin",
+                "no automatic login yet: sending a newline",
+            );
+            s.dialogue
+                .send_line("")
+                .await
+                .map_err(|e| Outcome::fail(format!("{e:?}"), ""))?;
+            let poke_deadline = (Instant::now() + AUTOLOGIN_GRACE).min(deadline);
+            match s
+                .dialogue
+                .expect(&[auto.clone(), login], poke_deadline)
+                .await
+            {
+                Ok(m) if m.pattern == 0 => Some(m),
+                Ok(m) => {
+                    let line = s
+                        .dialogue
+                        .console
+                        .with_transcript(|t| line_around(t.text(), m.start));
+                    return Err(Outcome::fail(
+                        format!("the console shows a login prompt but nobody is logged in automatically (expected `{expected}`)"),
+                        line,
+                    ));
+                }
+                Err(WaitError::Timeout { tail, .. }) => {
+                    return Err(Outcome::fail(
+                        format!(
+                        "no automatic login after the login prompt; the console last showed: {}",
+                        quote(&last_lines(&tail, 3))
+                    ),
+                        last_lines(&tail, 5),
+                    ))
+                }
+                Err(e) => {
+                    return Err(wait_failure(
+                        s,
+                        e,
+                        "waiting for the automatic login",
+                        AUTOLOGIN_GRACE,
+                    )
+                    .await)
+                }
+            }
+        }
+        Err(e) => {
+            return Err(
+                wait_failure(s, e, "waiting for the automatic login", AUTOLOGIN_GRACE).await,
+            )
+        }
+    };
+    let m = seen.expect("handled above");
+    let line = s
+        .dialogue
+        .console
+        .with_transcript(|t| line_around(t.text(), m.start));
+    match autologin_user(&m.matched) {
+        Some(user) if user == expected => {
+            Ok(Outcome::pass(format!("automatic login of `{user}`"), line))
+        }
+        Some(user) => Err(Outcome::fail(
+            format!("automatic login of `{user}`, expected `{expected}`"),
+            line,
+        )),
+        None => Err(Outcome::error("autologin line without a user")),
+    }
+}
+
+/// Take over the shell: wait for it to settle, make it predictable (no colours, no pager, no
+/// bracketed paste, wide lines), then prove a round trip with an exit code.
+async fn shell_ready(
+    engine: &mut Engine,
+    s: &mut Session,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Outcome, Outcome> {
+    let setup = "export TERM=dumb PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0 LESS=FRX GIT_PAGER=cat; \
+                 unset PROMPT_COMMAND; PS1='$ '; PS2='> '; bind 'set enable-bracketed-paste off' 2>/dev/null; \
+                 printf '\\033[?2004l'; stty cols 250 -echoctl 2>/dev/null; true";
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        // Typed-ahead input can be flushed by login; let the shell settle first.
+        let _ = s
+            .dialogue
+            .quiet(
+                Duration::from_millis(1500),
+                (Instant::now() + Duration::from_secs(10)).min(deadline),
+            )
+            .await;
+        let per_try = (Instant::now() + Duration::from_secs(15)).min(deadline);
+        let _ = s.dialogue.run(setup, false, per_try).await;
+        let per_try = (Instant::now() + Duration::from_secs(15)).min(deadline);
+        match s
+            .dialogue
+            .run("echo $((6*7)); id -un", false, per_try)
+            .await
+        {
+            Ok(run)
+                if run.output.exit_code == 0
+                    && run.output.lines.iter().any(|l| l.trim() == "42") =>
+            {
+                s.shell_ready = true;
+                let user = run
+                    .output
+                    .lines
+                    .iter()
+                    .map(|l| l.trim())
+                    .rfind(|l| *l != "42")
+                    .unwrap_or("?")
+                    .to_string();
+                return Ok(Outcome::pass(
+                    format!(
+                        "shell answers as `{user}`: round trip {} ms with exit code 0",
+                        run.took.as_millis()
+                    ),
+                    format!(
+                        "{} rc={}",
+                        run.output.text().replace('\n', " "),
+                        run.output.exit_code
+                    ),
+                ));
+            }
+            Ok(run) => {
+                return Err(Outcome::fail(
+                    format!(
+                        "the shell answered but not as expected (exit code {}): {}",
+                        run.output.exit_code,
+                        quote(&run.output.text())
+                    ),
+                    run.output.raw,
+                ))
+            }
+            Err(WaitError::Timeout { tail, .. }) if Instant::now() < deadline && attempts < 4 => {
+                engine.progress(
+                    "shell.ready",
+                    &format!("no answer yet (try {attempts}); retrying"),
+                );
+                let _ = tail;
+            }
+            Err(e) => return Err(wait_failure(s, e, "taking over the shell", timeout).await),
+        }
+    }
+}
+
+async fn probe(
+    engine: &mut Engine,
+    s: &mut Session,
+    def: &ConditionDef,
+    judge: &ProbeJudge,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Outcome, Outcome> {
+    let as_root = judge.run_as == RunAs::Root;
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let run = s.dialogue.run(&judge.command, as_root, deadline).await;
+        let run = match run {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(
+                    wait_failure(s, e, &format!("running `{}`", judge.command), timeout).await,
+                )
+            }
+        };
+        let text = run.output.text();
+        match judge.judge(&text, run.output.exit_code) {
+            ProbeVerdict::Pass { evidence } => {
+                if def.id == "shell.root" {
+                    s.root = true;
+                    // A quiet kernel console keeps printk lines out of command output.
+                    let quiet_deadline = Instant::now() + Duration::from_secs(10);
+                    let _ = s.dialogue.run("dmesg -n 1", true, quiet_deadline).await;
+                }
+                let after = if runs > 1 {
+                    format!(" (after {runs} checks)")
+                } else {
+                    String::new()
+                };
+                return Ok(Outcome::pass(
+                    format!("{}{after}", def.passes_when),
+                    evidence,
+                ));
+            }
+            ProbeVerdict::FailNow { matched } => {
+                return Err(Outcome::fail(
+                    format!(
+                        "`{}` shows it will not pass: {}",
+                        judge.command,
+                        quote(&matched)
+                    ),
+                    text,
+                ));
+            }
+            ProbeVerdict::NotYet { observed } => {
+                let poll = judge.poll.unwrap_or_default();
+                let next = Instant::now() + poll;
+                if judge.poll.is_none() || next >= deadline {
+                    let waited = if judge.poll.is_some() {
+                        format!(" after {}s of polling ({runs} checks)", timeout.as_secs())
+                    } else {
+                        String::new()
+                    };
+                    return Err(Outcome::fail(
+                        format!("not met{waited}: `{}` gave {observed}", judge.command),
+                        text,
+                    ));
+                }
+                engine.progress(
+                    &def.id,
+                    &format!(
+                        "not yet ({observed}); checking again in {}s",
+                        poll.as_secs()
+                    ),
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next) => {}
+                    _ = engine.cancel.cancelled() => return Err(Outcome::skip("interrupted")),
+                }
+            }
+        }
+    }
+}
+
+/// A pattern anywhere on the console since boot, waited for until the deadline.
+async fn watch(
+    s: &mut Session,
+    re: &Regex,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Outcome, Outcome> {
+    let cursor = s.dialogue.console.cursor();
+    s.dialogue.console.set_cursor(0);
+    let result = s.dialogue.expect(std::slice::from_ref(re), deadline).await;
+    s.dialogue.console.set_cursor(cursor);
+    match result {
+        Ok(m) => {
+            let evidence = m.get(1).unwrap_or(&m.matched).to_string();
+            let line = s
+                .dialogue
+                .console
+                .with_transcript(|t| line_around(t.text(), m.start));
+            Ok(Outcome::pass(
+                format!("the console shows {}", quote(&line)),
+                evidence,
+            ))
+        }
+        Err(WaitError::Timeout { .. }) => Err(Outcome::fail(
+            format!(
+                "the console never showed /{}/ within {}s of boot output",
+                re.as_str(),
+                timeout.as_secs()
+            ),
+            String::new(),
+        )),
+        Err(e) => Err(wait_failure(s, e, "watching the console", timeout).await),
+    }
+}
+
+/// Gather the profile's diagnostics for a failed condition, while the guest is still up.
+async fn collect_diagnostics(engine: &mut Engine, s: &mut Session, def: &ConditionDef) {
+    if def.diagnostics.is_empty()
+        || !s.shell_ready
+        || s.fatal.is_some()
+        || s.dialogue.console.is_closed()
+    {
+        return;
+    }
+    // Their output quotes failures (journalctl): no signature may fire on it.
+    s.dialogue.console.set_signature_checking(false);
+    s.dialogue.current = format!("{}#diagnostics", def.id);
+    for name in &def.diagnostics {
+        let Some(diag) = engine.config.profile.diagnostics.get(name) else {
+            continue;
+        };
+        let Ok(command) =
+            crate::config::pattern::fill(&diag.run, &engine.config.profile.vars, |v| v.to_string())
+        else {
+            continue;
+        };
+        engine.progress(&def.id, &format!("collecting diagnostic {name}"));
+        let deadline = Instant::now() + DIAGNOSTIC_TIMEOUT;
+        let content = match s.dialogue.run(&command, s.root, deadline).await {
+            Ok(run) => format!(
+                "$ {command}\n{}\n[exit code {}]\n",
+                run.output.raw.trim_end(),
+                run.output.exit_code
+            ),
+            Err(e) => format!("$ {command}\n[not collected: {e:?}]\n"),
+        };
+        engine.emit(Event::Diagnostic {
+            id: &def.id,
+            name,
+            content: &content,
+        });
+        engine.add_diagnostic_path(&def.id, format!("diagnostics/{}/{name}.txt", def.id));
+    }
+    s.dialogue.console.set_signature_checking(true);
+}

@@ -1,0 +1,297 @@
+//! Judging is pure: given what a probe printed (or what the console showed), decide pass, fail
+//! now, or not yet — with the evidence. No I/O here, so every judge is tested on recorded text
+//! and replay reaches the same verdicts as a live run.
+
+use crate::config::pattern::PatternSrc;
+use crate::config::{ConditionDef, ProbeDef, RunAs};
+use regex::Regex;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A probe condition with its command and patterns resolved against the profile's vars.
+#[derive(Debug, Clone)]
+pub struct ProbeJudge {
+    pub command: String,
+    pub run_as: RunAs,
+    pub pass: Vec<Regex>,
+    pub fail_fast: Vec<Regex>,
+    pub exit_code: Option<i32>,
+    pub poll: Option<Duration>,
+    pub evidence: Option<Regex>,
+}
+
+/// What one run of a probe says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeVerdict {
+    Pass {
+        evidence: String,
+    },
+    /// The state will never come; `matched` quotes why.
+    FailNow {
+        matched: String,
+    },
+    /// Not (yet) as required; `observed` summarises what was seen.
+    NotYet {
+        observed: String,
+    },
+}
+
+impl ProbeJudge {
+    pub fn resolve(
+        def: &ConditionDef,
+        probe: &ProbeDef<'_>,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<ProbeJudge, String> {
+        let compile = |pats: &[PatternSrc]| {
+            pats.iter()
+                .map(|p| p.resolve(vars))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(ProbeJudge {
+            command: crate::config::pattern::fill(probe.run, vars, |s| s.to_string())
+                .map_err(|e| format!("{}: {e}", def.id))?,
+            run_as: probe.run_as,
+            pass: compile(probe.pass)?,
+            fail_fast: compile(probe.fail_fast)?,
+            exit_code: probe.exit_code,
+            poll: probe.poll.map(|s| s.0),
+            evidence: probe.evidence.map(|p| p.resolve(vars)).transpose()?,
+        })
+    }
+
+    /// Judge one run: `output` is the command's output (console noise removed), `exit_code`
+    /// its status.
+    pub fn judge(&self, output: &str, exit_code: i32) -> ProbeVerdict {
+        if let Some(m) = self.fail_fast.iter().find_map(|re| re.find(output)) {
+            return ProbeVerdict::FailNow {
+                matched: m.as_str().trim().to_string(),
+            };
+        }
+        let exit_ok = self.exit_code.is_none_or(|want| want == exit_code);
+        let missing: Vec<&Regex> = self.pass.iter().filter(|re| !re.is_match(output)).collect();
+        if exit_ok && missing.is_empty() {
+            return ProbeVerdict::Pass {
+                evidence: self.evidence_of(output),
+            };
+        }
+        let mut observed = summarise(output);
+        if !exit_ok {
+            observed = format!("exit code {exit_code}; {observed}");
+        }
+        ProbeVerdict::NotYet { observed }
+    }
+
+    fn evidence_of(&self, output: &str) -> String {
+        if let Some(re) = &self.evidence {
+            if let Some(c) = re.captures(output) {
+                let m = c
+                    .get(1)
+                    .or_else(|| c.get(0))
+                    .map(|m| m.as_str())
+                    .unwrap_or("");
+                return collapse(m);
+            }
+        }
+        let matched: Vec<String> = self
+            .pass
+            .iter()
+            .filter_map(|re| re.find(output))
+            .map(|m| m.as_str().trim().to_string())
+            .collect();
+        if matched.is_empty() {
+            summarise(output)
+        } else {
+            matched.join("; ")
+        }
+    }
+}
+
+fn collapse(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The output in one short line: "output: a; b; c" or "no output".
+pub fn summarise(output: &str) -> String {
+    let lines: Vec<&str> = output
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    match lines.len() {
+        0 => "no output".to_string(),
+        n if n <= 4 => format!("output: {}", lines.join("; ")),
+        n => format!(
+            "output: {}; … ({} more lines)",
+            lines[..4].join("; "),
+            n - 4
+        ),
+    }
+}
+
+/// The autologin line agetty prints (`host login: nixos (automatic login)`): the user.
+pub fn autologin_user(text: &str) -> Option<String> {
+    let re = Regex::new(r"(\S+) \(automatic login\)").expect("static regex");
+    re.captures(text).map(|c| c[1].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load;
+
+    fn judge(id: &str) -> ProbeJudge {
+        let config = load("pre-nixos").unwrap();
+        let def = config.condition(id).unwrap();
+        let crate::config::CheckDef::Probe(p) = def.check().unwrap() else {
+            panic!("{id} is no probe")
+        };
+        ProbeJudge::resolve(def, &p, &config.profile.vars).unwrap()
+    }
+
+    #[test]
+    fn storage_status_settles() {
+        let j = judge("storage.status");
+        assert_eq!(j.command, "cat /run/pre-nixos/storage-status 2>&1; echo \"unit: $(systemctl is-active pre-nixos.service 2>&1)\"");
+        let ok = j.judge("STATE=applied\nDETAIL=auto-applied\nunit: inactive", 0);
+        assert_eq!(
+            ok,
+            ProbeVerdict::Pass {
+                evidence: "STATE=applied; DETAIL=auto-applied".into()
+            }
+        );
+        let failed = j.judge("STATE=failed\nDETAIL=auto-applied\nunit: failed", 0);
+        assert_eq!(
+            failed,
+            ProbeVerdict::FailNow {
+                matched: "STATE=failed".into()
+            }
+        );
+        let absent = j.judge(
+            "cat: /run/pre-nixos/storage-status: No such file or directory\nunit: activating",
+            0,
+        );
+        assert!(
+            matches!(absent, ProbeVerdict::NotYet { ref observed } if observed.contains("activating")),
+            "{absent:?}"
+        );
+        let unit_failed = j.judge(
+            "cat: /run/pre-nixos/storage-status: No such file or directory\nunit: failed",
+            0,
+        );
+        assert!(matches!(unit_failed, ProbeVerdict::FailNow { .. }));
+        // Plan-only is terminal (corpus T02: detection error).
+        assert!(matches!(
+            j.judge("STATE=plan-only\nDETAIL=detection-error\nunit: inactive", 0),
+            ProbeVerdict::FailNow { .. }
+        ));
+    }
+
+    #[test]
+    fn lvm_names_are_exact() {
+        let vg = judge("storage.vg-main");
+        assert!(matches!(vg.judge("  main\n", 0), ProbeVerdict::Pass { .. }));
+        assert!(matches!(
+            vg.judge("  data\n  mainframe\n", 0),
+            ProbeVerdict::NotYet { .. }
+        ));
+        assert!(matches!(
+            vg.judge("  main\n", 5),
+            ProbeVerdict::NotYet { .. }
+        ));
+        let lv = judge("storage.lv-slash");
+        assert!(matches!(
+            lv.judge("  slash main\n  swap  main\n", 0),
+            ProbeVerdict::Pass { .. }
+        ));
+        assert!(matches!(
+            lv.judge("  slash data\n", 0),
+            ProbeVerdict::NotYet { .. }
+        ));
+    }
+
+    #[test]
+    fn lan_needs_a_dynamic_address() {
+        let j = judge("net.lan-ipv4");
+        let up = "2: lan    inet 10.0.2.15/24 metric 1024 brd 10.0.2.255 scope global dynamic lan\\       valid_lft 86391sec preferred_lft 86391sec";
+        assert_eq!(
+            j.judge(up, 0),
+            ProbeVerdict::Pass {
+                evidence: "10.0.2.15/24".into()
+            }
+        );
+        assert!(matches!(j.judge("", 0), ProbeVerdict::NotYet { .. }));
+        assert!(matches!(
+            j.judge("Device \"lan\" does not exist.", 1),
+            ProbeVerdict::FailNow { .. }
+        ));
+        let static_addr = "2: lan    inet 10.0.2.15/24 brd 10.0.2.255 scope global lan";
+        assert!(matches!(
+            j.judge(static_addr, 0),
+            ProbeVerdict::NotYet { .. }
+        ));
+    }
+
+    #[test]
+    fn sudo_root() {
+        let j = judge("shell.root");
+        assert!(matches!(j.judge("0", 0), ProbeVerdict::Pass { .. }));
+        assert!(matches!(
+            j.judge("sudo: a password is required", 1),
+            ProbeVerdict::FailNow { .. }
+        ));
+        assert!(matches!(j.judge("1000", 0), ProbeVerdict::NotYet { .. }));
+    }
+
+    #[test]
+    fn unit_state() {
+        let j = judge("unit.pre-nixos-inactive");
+        let show =
+            |a: &str| format!("LoadState=loaded\nActiveState={a}\nSubState=x\nResult=success");
+        assert_eq!(
+            j.judge(&show("inactive"), 0),
+            ProbeVerdict::Pass {
+                evidence: "ActiveState=inactive".into()
+            }
+        );
+        assert!(matches!(
+            j.judge(&show("activating"), 0),
+            ProbeVerdict::NotYet { .. }
+        ));
+        assert!(matches!(
+            j.judge(&show("failed"), 0),
+            ProbeVerdict::FailNow { .. }
+        ));
+        assert!(matches!(
+            j.judge("LoadState=not-found\nActiveState=inactive", 0),
+            ProbeVerdict::FailNow { .. }
+        ));
+    }
+
+    #[test]
+    fn tools() {
+        let j = judge("storage.tools");
+        assert!(matches!(
+            j.judge("all present", 0),
+            ProbeVerdict::Pass { .. }
+        ));
+        assert_eq!(
+            j.judge("missing: disko", 0),
+            ProbeVerdict::FailNow {
+                matched: "missing: disko".into()
+            }
+        );
+    }
+
+    #[test]
+    fn autologin_user_is_read() {
+        assert_eq!(
+            autologin_user("pre-nixos login: nixos (automatic login)\n").as_deref(),
+            Some("nixos")
+        );
+        assert_eq!(autologin_user("pre-nixos login: ").as_deref(), None);
+    }
+}

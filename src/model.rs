@@ -1,0 +1,289 @@
+//! The machine-readable result types of SPEC.md (`report.json`). Stable names: change only with a
+//! changelog note.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The audit phases, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Host,
+    Virt,
+    Iso,
+    Boot,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 4] = [Phase::Host, Phase::Virt, Phase::Iso, Phase::Boot];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Host => "host",
+            Phase::Virt => "virt",
+            Phase::Iso => "iso",
+            Phase::Boot => "boot",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one condition ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    Skip,
+    /// The harness could not judge the condition (not the image's fault).
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Skip => "skip",
+            Status::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The overall verdict of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Error,
+    Interrupted,
+}
+
+impl Verdict {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Pass => crate::exit_codes::PASS,
+            Verdict::Fail => crate::exit_codes::FAILED,
+            Verdict::Error => crate::exit_codes::HARNESS,
+            Verdict::Interrupted => crate::exit_codes::INTERRUPTED,
+        }
+    }
+}
+
+/// What a judge or a check decided about one condition, before timing is attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: Status,
+    /// One line a person understands: what was seen and, on failure, what to do.
+    pub message: String,
+    /// The matched text or observed value that proves the status.
+    pub evidence: String,
+    pub blocked_by: Option<String>,
+    /// Pass with a caveat (e.g. ttyS0 is a console but not the last one).
+    pub warnings: Vec<String>,
+    pub skip_kind: SkipKind,
+}
+
+/// What a skip means for the verdict and for dependents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SkipKind {
+    /// Should have been judged and was not (blocked, interrupted, not observed): counts
+    /// against the run unless the profile allows it, and blocks dependents.
+    #[default]
+    Counts,
+    /// Does not apply to this run (no tap networking): neither counts nor blocks.
+    NotApplicable,
+    /// Left out by the user (--only/--skip): does not count, but blocks dependents.
+    Deselected,
+}
+
+impl Outcome {
+    fn new(status: Status, message: impl Into<String>, evidence: impl Into<String>) -> Self {
+        Outcome {
+            status,
+            message: one_line(&message.into()),
+            evidence: evidence.into(),
+            blocked_by: None,
+            warnings: Vec::new(),
+            skip_kind: SkipKind::Counts,
+        }
+    }
+    pub fn pass(message: impl Into<String>, evidence: impl Into<String>) -> Self {
+        Self::new(Status::Pass, message, evidence)
+    }
+    pub fn fail(message: impl Into<String>, evidence: impl Into<String>) -> Self {
+        Self::new(Status::Fail, message, evidence)
+    }
+    pub fn error(message: impl Into<String>) -> Self {
+        Self::new(Status::Error, message, "")
+    }
+    /// A skip because the condition does not apply to this run; it never fails the run.
+    pub fn not_applicable(message: impl Into<String>) -> Self {
+        let mut o = Self::new(Status::Skip, message, "");
+        o.skip_kind = SkipKind::NotApplicable;
+        o
+    }
+    /// A skip because the user left the condition out.
+    pub fn deselected(message: impl Into<String>) -> Self {
+        let mut o = Self::new(Status::Skip, message, "");
+        o.skip_kind = SkipKind::Deselected;
+        o
+    }
+    /// A skip that does count: the condition should have been judged but could not be.
+    pub fn skip(message: impl Into<String>) -> Self {
+        Self::new(Status::Skip, message, "")
+    }
+    pub fn blocked(by: &str, by_status: Status) -> Self {
+        let mut o = Self::new(
+            Status::Skip,
+            format!("blocked: prerequisite {by} did not pass ({by_status})"),
+            "",
+        );
+        o.blocked_by = Some(by.to_string());
+        o
+    }
+    pub fn with_warning(mut self, warning: impl Into<String>) -> Self {
+        self.warnings.push(one_line(&warning.into()));
+        self
+    }
+}
+
+/// Collapse to one line: reports promise a one-line message.
+pub fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for (i, part) in s
+        .split(['\n', '\r'])
+        .filter(|p| !p.trim().is_empty())
+        .enumerate()
+    {
+        if i > 0 {
+            out.push_str(" / ");
+        }
+        out.push_str(part.trim());
+    }
+    out
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConditionReport {
+    pub id: String,
+    pub phase: Phase,
+    pub status: Status,
+    pub message: String,
+    pub evidence: String,
+    pub started_ms: u64,
+    pub duration_ms: u64,
+    /// Relative path of the condition's transcript in the report folder.
+    pub transcript: Option<String>,
+    pub blocked_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Relative paths of diagnostics collected when the condition failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<String>,
+    /// Internal: what a skip means for the verdict and dependents.
+    #[serde(skip)]
+    pub skip_kind: SkipKind,
+}
+
+impl ConditionReport {
+    /// Does this result let dependent conditions run?
+    pub fn satisfies_dependents(&self) -> bool {
+        self.status == Status::Pass
+            || (self.status == Status::Skip && self.skip_kind == SkipKind::NotApplicable)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IsoInfo {
+    pub path: String,
+    pub sha256: Option<String>,
+    pub bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub bootaudit_version: String,
+    pub verdict: Verdict,
+    pub profile: String,
+    pub iso: Option<IsoInfo>,
+    pub accel: Option<String>,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub conditions: Vec<ConditionReport>,
+}
+
+impl Report {
+    /// The verdict the conditions imply. Interruption is decided by the caller.
+    pub fn judge_verdict(conditions: &[ConditionReport], allowed_skips: &[String]) -> Verdict {
+        if conditions.iter().any(|c| c.status == Status::Error) {
+            return Verdict::Error;
+        }
+        let counts_as_failure = |c: &ConditionReport| match c.status {
+            Status::Fail => true,
+            Status::Skip => {
+                c.skip_kind == SkipKind::Counts && !allowed_skips.iter().any(|a| a == &c.id)
+            }
+            _ => false,
+        };
+        if conditions.iter().any(counts_as_failure) {
+            Verdict::Fail
+        } else {
+            Verdict::Pass
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cond(id: &str, status: Status) -> ConditionReport {
+        ConditionReport {
+            id: id.into(),
+            phase: Phase::Host,
+            status,
+            message: String::new(),
+            evidence: String::new(),
+            started_ms: 0,
+            duration_ms: 0,
+            transcript: None,
+            blocked_by: None,
+            warnings: vec![],
+            diagnostics: vec![],
+            skip_kind: SkipKind::Counts,
+        }
+    }
+
+    #[test]
+    fn verdict_counts_skips_unless_allowed() {
+        let c = vec![cond("a", Status::Pass), cond("virt.kvm", Status::Skip)];
+        assert_eq!(Report::judge_verdict(&c, &[]), Verdict::Fail);
+        assert_eq!(
+            Report::judge_verdict(&c, &["virt.kvm".into()]),
+            Verdict::Pass
+        );
+        let mut na = cond("virt.tun", Status::Skip);
+        na.skip_kind = SkipKind::NotApplicable;
+        assert_eq!(Report::judge_verdict(&[na], &[]), Verdict::Pass);
+        let c = vec![cond("a", Status::Fail), cond("b", Status::Error)];
+        assert_eq!(Report::judge_verdict(&c, &[]), Verdict::Error);
+    }
+
+    #[test]
+    fn one_line_joins_lines() {
+        assert_eq!(one_line("a\r\nb\n\n c "), "a / b / c");
+    }
+}

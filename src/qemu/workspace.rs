@@ -1,0 +1,41 @@
+//! The private folder of one QEMU session: 0700, holding the QMP and serial sockets and the
+//! blank sparse disks. Removed when dropped.
+
+use crate::config::profile::Machine;
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+pub struct Workspace {
+    dir: tempfile::TempDir,
+    pub qmp_socket: PathBuf,
+    pub serial_socket: PathBuf,
+    pub disks: Vec<PathBuf>,
+    pub qemu_log: PathBuf,
+}
+
+impl Workspace {
+    pub fn create(machine: &Machine) -> std::io::Result<Workspace> {
+        let dir = tempfile::Builder::new().prefix("bootaudit-").tempdir()?;
+        // tempdir is 0700 already; say so explicitly, the sockets inside rely on it.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+        let mut disks = Vec::new();
+        for (i, d) in machine.disks.iter().enumerate() {
+            let path = dir.path().join(format!("disk{i}.img"));
+            // A sparse file: costs no space until the guest writes.
+            File::create(&path)?.set_len(d.size.0)?;
+            disks.push(path);
+        }
+        Ok(Workspace {
+            qmp_socket: dir.path().join("qmp.sock"),
+            serial_socket: dir.path().join("serial.sock"),
+            qemu_log: dir.path().join("qemu.log"),
+            disks,
+            dir,
+        })
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
