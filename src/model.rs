@@ -94,6 +94,9 @@ pub struct Outcome {
     /// Pass with a caveat (e.g. ttyS0 is a console but not the last one).
     pub warnings: Vec<String>,
     pub skip_kind: SkipKind,
+    /// The failure has its own explanation (a failure signature's line): the condition's
+    /// generic hint would mislead.
+    pub suppress_hint: bool,
 }
 
 /// What a skip means for the verdict and for dependents.
@@ -118,6 +121,7 @@ impl Outcome {
             blocked_by: None,
             warnings: Vec::new(),
             skip_kind: SkipKind::Counts,
+            suppress_hint: false,
         }
     }
     pub fn pass(message: impl Into<String>, evidence: impl Into<String>) -> Self {

@@ -102,6 +102,14 @@ impl Dialogue {
             .is_none_or(|(_, ids)| ids.is_empty() || ids.iter().any(|i| i == id))
     }
 
+    /// Does this signature concern every condition (a panic, emergency mode)?
+    pub fn is_global(&self, signature: &str) -> bool {
+        self.scopes
+            .iter()
+            .find(|(name, _)| name == signature)
+            .is_none_or(|(_, ids)| ids.is_empty())
+    }
+
     /// The first signature hit so far that concerns condition `id`.
     pub fn earlier_hit_for(&self, id: &str) -> Option<SignatureHit> {
         self.console

@@ -247,7 +247,7 @@ impl Engine {
 
     /// Record a finished condition (with the hint appended to failures) and emit it.
     pub fn record(&mut self, def: &ConditionDef, started: Millis, mut outcome: Outcome) {
-        if outcome.status == Status::Fail {
+        if outcome.status == Status::Fail && !outcome.suppress_hint {
             if let Some(hint) = &def.hint {
                 if !outcome.message.contains(hint.as_str()) {
                     outcome.message = format!("{} — {}", outcome.message, hint);

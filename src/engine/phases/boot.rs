@@ -295,11 +295,7 @@ async fn wait_failure(
 /// A failure signature concerning this condition: fail quoting the line. Signatures that
 /// concern every condition (panic, emergency mode) make the guest unusable for the rest.
 async fn fatal_line(s: &mut Session, name: &str, line: &str, earlier: bool) -> Outcome {
-    let global = s
-        .dialogue
-        .earlier_hit_for("\u{0}any-condition")
-        .is_some_and(|h| h.pattern_name == name);
-    if global && s.fatal.is_none() {
+    if s.dialogue.is_global(name) && s.fatal.is_none() {
         s.fatal = Some(format!("{name}: {}", quote(line)));
         s.dialogue.console.drain_for(DRAIN_AFTER_FATAL).await;
     }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install what bootaudit and its tests need on a Debian machine (run as root, or it uses sudo):
+# QEMU's x86 system emulator, xorriso (the tests build ISOs), and the image tooling that
+# fixtures/build-images.sh uses. Idempotent: installs only what is missing.
+#
+# On Debian 12 QEMU comes from bookworm-backports: the machines we run on carry qemu-utils 10
+# from backports, which the bookworm qemu-system-x86 (7.2) cannot be installed beside.
+set -euo pipefail
+
+SUDO=
+if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "setup: run as root (or install sudo)" >&2; exit 1; }
+    SUDO=sudo
+fi
+
+packages=(qemu-system-x86 qemu-utils xorriso debootstrap squashfs-tools isolinux syslinux-common
+          grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools util-linux)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "setup: all packages present" >&2
+else
+    . /etc/os-release
+    backports=()
+    if [[ ${VERSION_CODENAME:-} == bookworm ]]; then
+        list=/etc/apt/sources.list.d/bookworm-backports.list
+        if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+            echo "deb http://deb.debian.org/debian bookworm-backports main" | $SUDO tee "$list" >/dev/null
+        fi
+        backports=(-t bookworm-backports)
+    fi
+    echo "setup: installing ${missing[*]}" >&2
+    $SUDO apt-get update -qq
+    # QEMU first, from backports where needed; the rest from the release.
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${backports[@]}" \
+        qemu-system-x86 qemu-utils >/dev/null
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { echo "setup: cargo not found: install a stable Rust toolchain (rustup)" >&2; exit 1; }
+qemu-system-x86_64 --version | head -1 >&2
