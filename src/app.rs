@@ -117,6 +117,10 @@ async fn audit(common: CommonArgs, scope: Scope, iso: Option<PathBuf>) -> i32 {
             .unwrap_or_else(|| "image".into()),
         (_, None) => common.flake.clone().unwrap_or_else(|| "image".into()),
     };
+    if let Err(e) = crate::engine::check_ids(&config, &common.only, &common.skip) {
+        eprintln!("bootaudit: {e}");
+        return exit_codes::USAGE;
+    }
     let cancel = Cancel::new();
     let (out_dir, reporters) = match reporters(common.out.clone(), &name) {
         Ok(r) => r,
@@ -142,12 +146,17 @@ async fn audit(common: CommonArgs, scope: Scope, iso: Option<PathBuf>) -> i32 {
     signal::install(cancel);
     let report = engine.run().await;
     if common.format == Format::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serialises")
-        );
+        print_stdout(&serde_json::to_string_pretty(&report).expect("report serialises"));
     }
     report.verdict.exit_code()
+}
+
+/// Machine output on stdout. A reader that went away (`| head`) is not an error of ours: the
+/// report folder is written and the verdict's exit code stands.
+pub fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|_| out.flush());
 }
 
 fn list(args: ListArgs) -> i32 {
@@ -161,11 +170,9 @@ fn list(args: ListArgs) -> i32 {
             .iter()
             .map(|c| serde_json::json!({"id": c.id, "phase": c.phase, "requires": c.requires, "passes_when": c.passes_when}))
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&items).expect("list serialises")
-        );
+        print_stdout(&serde_json::to_string_pretty(&items).expect("list serialises"));
     } else {
+        let mut text = String::new();
         for c in &config.conditions {
             let selected = if config.profile_selects(&c.id) {
                 " "
@@ -177,13 +184,14 @@ fn list(args: ListArgs) -> i32 {
             } else {
                 format!("  (requires {})", c.requires.join(", "))
             };
-            println!(
-                "{selected}{:<5} {:<26} {}{req}",
+            text.push_str(&format!(
+                "{selected}{:<5} {:<26} {}{req}\n",
                 c.phase.as_str(),
                 c.id,
                 c.passes_when
-            );
+            ));
         }
+        print_stdout(text.trim_end());
     }
     exit_codes::PASS
 }

@@ -35,6 +35,8 @@ pub enum Scope {
     Full,
     /// `bootaudit check PHASE`: that phase and the prerequisites it needs.
     Phase(Phase),
+    /// `bootaudit replay`: the boot phase, judged from a recorded log.
+    Replay,
 }
 
 #[derive(Debug, Clone)]
@@ -86,12 +88,27 @@ pub struct Engine {
     started_at: chrono::DateTime<chrono::Utc>,
     in_scope: Vec<String>,
     selected: BTreeSet<String>,
+    /// The recorded console of `bootaudit replay`.
+    pub replay_log: Option<Vec<u8>>,
 }
 
 /// An error in the options that only shows once the config is known (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// Are the ids of --only/--skip in the catalog? Checked before anything is written.
+pub fn check_ids(config: &Config, only: &[String], skip: &[String]) -> Result<(), UsageError> {
+    for id in only.iter().chain(skip) {
+        if config.condition(id).is_none() {
+            return Err(UsageError(format!(
+                "unknown condition `{id}` in --only/--skip — `bootaudit list --profile {}` shows the ids",
+                config.profile.name
+            )));
+        }
+    }
+    Ok(())
+}
 
 impl Engine {
     pub fn new(
@@ -100,14 +117,7 @@ impl Engine {
         fanout: Fanout,
         cancel: Cancel,
     ) -> Result<Engine, UsageError> {
-        for id in opts.only.iter().chain(&opts.skip) {
-            if config.condition(id).is_none() {
-                return Err(UsageError(format!(
-                    "unknown condition `{id}` in --only/--skip — `bootaudit list --profile {}` shows the ids",
-                    config.profile.name
-                )));
-            }
-        }
+        check_ids(&config, &opts.only, &opts.skip)?;
         for def in &config.conditions {
             if matches!(def.check(), Ok(CheckDef::Builtin)) && !phases::is_builtin(&def.id) {
                 return Err(UsageError(format!(
@@ -132,6 +142,7 @@ impl Engine {
             started_at: chrono::Utc::now(),
             in_scope,
             selected,
+            replay_log: None,
         })
     }
 
@@ -180,7 +191,10 @@ impl Engine {
             }
             self.emit(Event::PhaseStarted(phase));
             match phase {
-                Phase::Boot => phases::boot::run(&mut self, &defs).await,
+                Phase::Boot => match self.replay_log.take() {
+                    Some(log) => crate::replay::judge_log(&mut self, &defs, &log).await,
+                    None => phases::boot::run(&mut self, &defs).await,
+                },
                 _ => {
                     for def in &defs {
                         let outcome = match self.gate(def) {
@@ -348,6 +362,13 @@ fn scope_and_selection(config: &Config, opts: &RunOptions) -> (Vec<String>, BTre
                 .map(|c| c.id.as_str())
                 .collect(),
         ),
+        // Prerequisites of other phases were met when the log was recorded.
+        Scope::Replay => config
+            .conditions
+            .iter()
+            .filter(|c| c.phase == Phase::Boot)
+            .map(|c| c.id.clone())
+            .collect(),
     };
     let mut selected: BTreeSet<String> = if opts.only.is_empty() {
         config

@@ -2,7 +2,11 @@
 //! that the terminal's echo of the command line can never produce.
 //!
 //! The line sent is
-//! `printf '%s\n' "BA""_<tok>_BEGIN"; { CMD ; } </dev/null 2>&1; printf '\nBA''_%s_END rc=%d\n' <tok> $?`.
+//! `printf '%s %s\n' "BA""_<tok>_BEGIN" 'CMD'; { CMD ; } </dev/null 2>&1; printf '\nBA''_%s_END rc=%d\n' <tok> $?`.
+//! The begin marker line names the command (as the shell prints it, not as the terminal echoes
+//! it): an echo may be garbled by line editing (readline scrolls long lines horizontally on a
+//! dumb terminal), but the recording still says which command each frame answers — what
+//! `bootaudit replay` needs.
 //! The echo shows `"BA""_<tok>…` and `BA''_%s_END`: quotes split every marker, so only the
 //! shell's real output contains `BA_<tok>_BEGIN` / `BA_<tok>_END rc=N` — the old harness
 //! matched its marker word inside the echoed command and concluded wrongly (corpus T10).
@@ -107,11 +111,13 @@ pub fn frame_with_token(cmd: &str, token: &str) -> Result<Framed, FrameError> {
         return Err(FrameError::Empty);
     }
     let p = MARKER_PREFIX;
+    let quoted = format!("'{}'", cmd.replace('\'', r"'\''"));
     let line = format!(
-        "printf '%s\\n' \"{p}\"\"_{token}_BEGIN\"; {{ {cmd} ; }} </dev/null 2>&1; \
+        "printf '%s %s\\n' \"{p}\"\"_{token}_BEGIN\" {quoted}; {{ {cmd} ; }} </dev/null 2>&1; \
          printf '\\n{p}''_%s_END rc=%d\\n' {token} $?"
     );
-    let begin_re = Regex::new(&format!("{p}_{token}_BEGIN\n")).expect("static marker regex");
+    let begin_re =
+        Regex::new(&format!("{p}_{token}_BEGIN(?: [^\n]*)?\n")).expect("static marker regex");
     let end_re =
         Regex::new(&format!("{p}_{token}_END rc=([0-9]+)\n")).expect("static marker regex");
     Ok(Framed {
@@ -120,6 +126,17 @@ pub fn frame_with_token(cmd: &str, token: &str) -> Result<Framed, FrameError> {
         begin_re,
         end_re,
     })
+}
+
+/// Every begin marker in `text` with the token and the command it announces, in order.
+pub fn announced_commands(text: &str) -> Vec<(String, String)> {
+    let re = Regex::new(&format!(
+        "{MARKER_PREFIX}_([a-z0-9]{{1,32}})_BEGIN ([^\n]*)\n"
+    ))
+    .expect("static regex");
+    re.captures_iter(text)
+        .map(|c| (c[1].to_string(), c[2].to_string()))
+        .collect()
 }
 
 impl Framed {

@@ -20,8 +20,8 @@ pub use engine::{
     Signature, SignatureHit,
 };
 pub use framing::{
-    frame, frame_with_token, fresh_token, parse_between, FrameError, Framed, FramedOutput,
-    NoiseFilter,
+    announced_commands, frame, frame_with_token, fresh_token, parse_between, FrameError, Framed,
+    FramedOutput, NoiseFilter,
 };
 pub use normalize::Normalizer;
 pub use transcript::{Match, Transcript};

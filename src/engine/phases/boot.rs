@@ -90,6 +90,14 @@ pub async fn run(engine: &mut Engine, defs: &[ConditionDef]) {
 async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
     let machine = engine.config.profile.machine.clone();
     let accel = accel_for(engine);
+    if accel == crate::engine::AccelChoice::Kvm
+        && engine
+            .result("virt.kvm")
+            .is_some_and(|r| r.status == Status::Fail)
+    {
+        // --accel kvm on a host where KVM does not run guests: a boot would only hang.
+        return Err(Outcome::blocked("virt.kvm", Status::Fail));
+    }
     engine.facts.accel = Some(accel);
     let iso = engine
         .facts
@@ -539,6 +547,7 @@ async fn shell_ready(
 ) -> Result<Outcome, Outcome> {
     let setup = "export TERM=dumb PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0 LESS=FRX GIT_PAGER=cat; \
                  unset PROMPT_COMMAND; PS1='$ '; PS2='> '; bind 'set enable-bracketed-paste off' 2>/dev/null; \
+                 set +o emacs +o vi; \
                  printf '\\033[?2004l'; stty cols 250 -echoctl 2>/dev/null; true";
     let mut attempts = 0;
     loop {

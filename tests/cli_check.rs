@@ -1,0 +1,770 @@
+//! End-to-end tests of `bootaudit check host|virt|iso` and `bootaudit list`: the binary is run
+//! under a deadline, with `--out <tempdir>` always; every report folder is checked for the SPEC
+//! layout, report.json's schema and a junit.xml that a real XML parser accepts with one
+//! testsuite per phase and one testcase per condition.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const ISO_LIMIT: Duration = Duration::from_secs(30);
+const HOST_LIMIT: Duration = Duration::from_secs(30);
+const VIRT_LIMIT: Duration = Duration::from_secs(20);
+const QUICK_LIMIT: Duration = Duration::from_secs(15);
+
+/// `bootaudit check iso --iso ISO --out TMP/out`, run in TMP.
+fn check_iso_cmd(iso: &Path, tmp: &Path, extra: &[&str]) -> (Command, PathBuf) {
+    let out = tmp.join("out");
+    let mut cmd = bootaudit(["check", "iso", "--iso"]);
+    cmd.arg(iso)
+        .arg("--out")
+        .arg(&out)
+        .args(extra)
+        .current_dir(tmp);
+    (cmd, out)
+}
+
+fn check_iso(iso: &Path, tmp: &Path, code: i32) -> (Run, Report) {
+    let (cmd, out) = check_iso_cmd(iso, tmp, &[]);
+    let run = run_expect(cmd, ISO_LIMIT, code);
+    let report = Report::load(&out);
+    assert_verdict_matches(&run, &report);
+    (run, report)
+}
+
+/// Build the healthy tree, let `edit` change it, and make `name` from it.
+fn iso_from(tmp: &Path, name: &str, bootable: bool, edit: impl FnOnce(&Path)) -> PathBuf {
+    let tree = nixos_tree(tmp);
+    edit(&tree);
+    let iso = tmp.join(name);
+    mkiso(&tree, &iso, bootable);
+    iso
+}
+
+fn healthy_iso(tmp: &Path) -> PathBuf {
+    iso_from(tmp, "nixos-minimal-24.11-x86_64-linux.iso", true, |_| {})
+}
+
+/// iso.resolve fails, and iso.bootable / iso.console skip, blocked along the chain.
+fn assert_resolve_failed_and_rest_blocked(r: &Report) {
+    r.assert_status("iso.resolve", "fail");
+    r.assert_status("iso.bootable", "skip");
+    assert_eq!(r.blocked_by("iso.bootable"), Some("iso.resolve"));
+    r.assert_status("iso.console", "skip");
+    assert!(r.blocked_by("iso.console").is_some());
+}
+
+/// iso.bootable fails (not a panic, not an error), iso.console skips blocked by it.
+fn assert_bootable_failed(r: &Report) {
+    r.assert_status("iso.resolve", "pass");
+    r.assert_status("iso.bootable", "fail");
+    r.assert_status("iso.console", "skip");
+    assert_eq!(r.blocked_by("iso.console"), Some("iso.bootable"));
+}
+
+// =============================================================================================
+// 1. check iso
+
+#[test]
+fn iso_healthy_passes() {
+    let tmp = tempdir();
+    let iso = healthy_iso(tmp.path());
+    let (_run, r) = check_iso(&iso, tmp.path(), 0);
+    for id in ["iso.resolve", "iso.bootable", "iso.console"] {
+        r.assert_status(id, "pass");
+    }
+    assert!(
+        r.warnings("iso.console").is_empty(),
+        "{:?}",
+        r.warnings("iso.console")
+    );
+    // Every boot config of the tree was read.
+    r.assert_message_has(
+        "iso.console",
+        &[
+            "isolinux/isolinux.cfg",
+            "EFI/BOOT/grub.cfg",
+            "boot/grub/loopback.cfg",
+        ],
+    );
+    assert!(r.message("iso.bootable").to_lowercase().contains("bios"));
+    let bytes = std::fs::metadata(&iso).unwrap().len();
+    assert_eq!(r.json["iso"]["bytes"], bytes);
+    assert_eq!(r.json["iso"]["sha256"].as_str().map(str::len), Some(64));
+}
+
+#[test]
+fn iso_without_serial_in_efi_grub_fails_naming_file_and_line() {
+    let tmp = tempdir();
+    let iso = iso_from(tmp.path(), "noserial.iso", true, |t| {
+        std::fs::write(t.join("EFI/BOOT/grub.cfg"), efi_grub_cfg("console=tty0")).unwrap();
+    });
+    let (_run, r) = check_iso(&iso, tmp.path(), 1);
+    r.assert_status("iso.resolve", "pass");
+    r.assert_status("iso.bootable", "pass");
+    r.assert_status("iso.console", "fail");
+    let line = line_of(&efi_grub_cfg("console=tty0"), "linux /boot/bzImage");
+    r.assert_message_has(
+        "iso.console",
+        &[&format!("EFI/BOOT/grub.cfg:{line}"), "console=ttyS0"],
+    );
+    // Says what to do, and does not blame the configs that are fine.
+    r.assert_message_has("iso.console", &["add"]);
+    let m = r.message("iso.console");
+    assert!(
+        !m.contains("isolinux.cfg:") && !m.contains("loopback.cfg:"),
+        "{m}"
+    );
+}
+
+#[test]
+fn iso_ttys0_not_last_in_loopback_passes_with_warning() {
+    let tmp = tempdir();
+    let iso = iso_from(tmp.path(), "order.iso", true, |t| {
+        std::fs::write(
+            t.join("boot/grub/loopback.cfg"),
+            loopback_cfg("console=ttyS0,115200n8 console=tty0"),
+        )
+        .unwrap();
+    });
+    let (_run, r) = check_iso(&iso, tmp.path(), 0);
+    r.assert_status("iso.console", "pass");
+    let w = r.warnings("iso.console");
+    assert_eq!(w.len(), 1, "one warning expected: {w:?}");
+    let w = &w[0];
+    assert!(w.contains("boot/grub/loopback.cfg"), "{w}");
+    assert!(
+        w.contains("last"),
+        "warning should say ttyS0 must be last: {w}"
+    );
+    // The warning also reaches the condition's transcript.
+    let log = std::fs::read_to_string(r.dir.join("conditions/iso.console.log")).unwrap();
+    assert!(log.contains("loopback.cfg"), "{log}");
+}
+
+#[test]
+fn iso_menu_label_with_console_is_not_a_command_line() {
+    let tmp = tempdir();
+    let cfg = isolinux_cfg(GOOD_CONSOLE).replace(
+        "MENU LABEL NixOS 24.11 Installer (nomodeset)",
+        "MENU LABEL NixOS 24.11 Installer (serial console=ttyS0)",
+    );
+    // Drop ttyS0 from the APPEND of that second entry only.
+    let mut lines: Vec<String> = cfg.lines().map(String::from).collect();
+    let append = lines.iter().rposition(|l| l.starts_with("APPEND")).unwrap();
+    lines[append] = lines[append].replace(" console=ttyS0,115200n8", "");
+    let cfg = lines.join("\n") + "\n";
+    assert!(cfg.contains("MENU LABEL NixOS 24.11 Installer (serial console=ttyS0)"));
+    let iso = iso_from(tmp.path(), "label.iso", true, |t| {
+        std::fs::write(t.join("isolinux/isolinux.cfg"), &cfg).unwrap();
+    });
+    let (_run, r) = check_iso(&iso, tmp.path(), 1);
+    r.assert_status("iso.console", "fail");
+    r.assert_message_has(
+        "iso.console",
+        &[
+            &format!("isolinux/isolinux.cfg:{}", append + 1),
+            "add console=ttyS0",
+        ],
+    );
+}
+
+#[test]
+fn iso_without_boot_catalog_fails_bootable_and_blocks_console() {
+    let tmp = tempdir();
+    let iso = iso_from(tmp.path(), "nocat.iso", false, |_| {});
+    let (_run, r) = check_iso(&iso, tmp.path(), 1);
+    assert_bootable_failed(&r);
+    r.assert_message_has("iso.bootable", &["El Torito"]);
+    // What to do: how to build it bootable.
+    r.assert_message_has("iso.bootable", &["xorriso", "-b"]);
+}
+
+#[test]
+fn iso_truncated_fails_without_panic() {
+    let tmp = tempdir();
+    let full = healthy_iso(tmp.path());
+    let data = std::fs::read(&full).unwrap();
+    let iso = tmp.path().join("truncated.iso");
+    std::fs::write(&iso, &data[..data.len() / 2]).unwrap();
+    let (_run, r) = check_iso(&iso, tmp.path(), 1);
+    assert_bootable_failed(&r);
+    let m = r.message("iso.bootable").to_lowercase();
+    assert!(m.contains("truncated") || m.contains("cut short"), "{m}");
+}
+
+#[test]
+fn iso_text_file_fails() {
+    let tmp = tempdir();
+    let iso = tmp.path().join("image.iso");
+    std::fs::write(&iso, "this is a README, not an ISO image\n".repeat(10)).unwrap();
+    let (_run, r) = check_iso(&iso, tmp.path(), 1);
+    assert_bootable_failed(&r);
+    r.assert_message_has("iso.bootable", &["not an ISO 9660"]);
+    // Hints that the wrong file was given.
+    r.assert_message_has("iso.bootable", &["text"]);
+}
+
+#[test]
+fn iso_empty_file_fails() {
+    let tmp = tempdir();
+    let iso = tmp.path().join("empty.iso");
+    std::fs::write(&iso, b"").unwrap();
+    let (_run, r) = check_iso(&iso, tmp.path(), 1);
+    assert_bootable_failed(&r);
+    r.assert_message_has("iso.bootable", &["empty"]);
+}
+
+#[test]
+fn iso_directory_with_two_isos_fails_listing_both() {
+    let tmp = tempdir();
+    let iso = healthy_iso(tmp.path());
+    let dir = tmp.path().join("result/iso");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&iso, dir.join("first.iso")).unwrap();
+    std::fs::copy(&iso, dir.join("second.iso")).unwrap();
+    let (_run, r) = check_iso(&dir, tmp.path(), 1);
+    assert_resolve_failed_and_rest_blocked(&r);
+    r.assert_message_has("iso.resolve", &["first.iso", "second.iso", "--iso"]);
+}
+
+#[test]
+fn iso_directory_with_one_iso_resolves_to_it() {
+    let tmp = tempdir();
+    let built = healthy_iso(tmp.path());
+    let dir = tmp.path().join("result/iso");
+    std::fs::create_dir_all(&dir).unwrap();
+    let inside = dir.join("nixos.iso");
+    std::fs::rename(&built, &inside).unwrap();
+    std::fs::write(dir.join("nix-support-hydra-build-products"), "file iso\n").unwrap();
+    let (_run, r) = check_iso(&dir, tmp.path(), 0);
+    for id in ["iso.resolve", "iso.bootable", "iso.console"] {
+        r.assert_status(id, "pass");
+    }
+    let path = r.json["iso"]["path"].as_str().expect("iso.path");
+    assert_eq!(
+        Path::new(path),
+        inside,
+        "iso.path should be the file inside the directory"
+    );
+}
+
+#[test]
+fn iso_directory_without_iso_fails_listing_its_contents() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("result");
+    std::fs::create_dir_all(dir.join("nix-support")).unwrap();
+    std::fs::write(dir.join("README.txt"), "nothing here\n").unwrap();
+    let (_run, r) = check_iso(&dir, tmp.path(), 1);
+    assert_resolve_failed_and_rest_blocked(&r);
+    r.assert_message_has(
+        "iso.resolve",
+        &["no .iso", "README.txt", "nix-support", "--iso"],
+    );
+}
+
+#[test]
+fn iso_missing_path_fails() {
+    let tmp = tempdir();
+    let missing = tmp.path().join("no-such.iso");
+    let (_run, r) = check_iso(&missing, tmp.path(), 1);
+    assert_resolve_failed_and_rest_blocked(&r);
+    r.assert_message_has(
+        "iso.resolve",
+        &["no-such.iso", "no such file", "check the path"],
+    );
+}
+
+#[test]
+fn iso_unreadable_file_fails_with_permission() {
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(setpriv) = setpriv else {
+        eprintln!("NOTE: setpriv is missing: iso_unreadable_file_fails_with_permission skipped");
+        return;
+    };
+    let tmp = tempdir();
+    let built = healthy_iso(tmp.path());
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let iso = tmp.path().join("locked.iso");
+    std::fs::rename(&built, &iso).unwrap();
+    std::fs::set_permissions(&iso, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+
+    let mut cmd = Command::new(setpriv);
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        BIN,
+        "check",
+        "iso",
+        "--iso",
+    ])
+    .arg(&iso)
+    .arg("--out")
+    .arg(&out)
+    .current_dir(tmp.path());
+    let run = run_expect(cmd, ISO_LIMIT, 1);
+    let r = Report::load(&out);
+    assert_verdict_matches(&run, &r);
+    assert_resolve_failed_and_rest_blocked(&r);
+    r.assert_message_has("iso.resolve", &["locked.iso", "permission"]);
+}
+
+#[test]
+fn iso_json_format_stdout_is_the_report() {
+    let tmp = tempdir();
+    let iso = healthy_iso(tmp.path());
+    let (cmd, out) = check_iso_cmd(&iso, tmp.path(), &["--format", "json"]);
+    let run = run_expect(cmd, ISO_LIMIT, 0);
+    // The whole of stdout is one JSON document (serde_json rejects trailing non-whitespace).
+    let stdout: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not (only) JSON: {e}\n{}", run.stdout));
+    let r = Report::load(&out);
+    assert_eq!(stdout, r.json, "stdout differs from report.json");
+    // Human progress goes to stderr.
+    for id in ["iso.resolve", "iso.bootable", "iso.console"] {
+        assert!(
+            run.stderr.contains(id),
+            "stderr lacks progress for {id}:\n{}",
+            run.stderr
+        );
+    }
+    assert!(
+        !run.stderr.trim_start().starts_with('{'),
+        "report on stderr?\n{}",
+        run.stderr
+    );
+}
+
+// =============================================================================================
+// 7. report folder layout (checked by Report::load for every run; here explicitly)
+
+#[test]
+fn report_folder_has_the_spec_layout() {
+    let tmp = tempdir();
+    let iso = healthy_iso(tmp.path());
+    let (_run, r) = check_iso(&iso, tmp.path(), 0);
+    for f in [
+        "report.json",
+        "junit.xml",
+        "serial.raw",
+        "serial.log",
+        "qemu.log",
+    ] {
+        assert!(r.dir.join(f).is_file(), "missing {f}");
+    }
+    let ids = r.ids();
+    assert!(ids.contains(&"iso.console".to_string()), "{ids:?}");
+    for id in &ids {
+        let p = r.dir.join("conditions").join(format!("{id}.log"));
+        let log = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert!(!log.trim().is_empty(), "{} is empty", p.display());
+        // The transcript says the verdict.
+        let status = r.status(id);
+        assert!(
+            log.contains(status),
+            "{} does not state `{status}`:\n{log}",
+            p.display()
+        );
+    }
+    // Only the phases `check iso` runs; no boot conditions.
+    assert!(
+        ids.iter()
+            .all(|i| i.starts_with("iso.") || i.starts_with("host.")),
+        "{ids:?}"
+    );
+}
+
+// =============================================================================================
+// 2. check host
+
+fn qemu_version() -> String {
+    let out = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no version in {text}"))
+        .to_string()
+}
+
+#[test]
+fn host_passes_and_records_qemu_version() {
+    let tmp = tempdir();
+    let out = tmp.path().join("out");
+    let mut cmd = bootaudit(["check", "host", "--out"]);
+    cmd.arg(&out).current_dir(tmp.path());
+    let run = run_expect(cmd, HOST_LIMIT, 0);
+    let r = Report::load(&out);
+    assert_verdict_matches(&run, &r);
+    for id in ["host.qemu", "host.qemu-devices", "host.resources"] {
+        r.assert_status(id, "pass");
+    }
+    r.assert_status("host.nix", "skip");
+    let v = qemu_version();
+    assert!(
+        r.evidence("host.qemu").contains(&v) || r.message("host.qemu").contains(&v),
+        "host.qemu does not record version {v}: {}",
+        serde_json::to_string_pretty(r.cond("host.qemu")).unwrap()
+    );
+    assert!(
+        r.ids().iter().all(|i| i.starts_with("host.")),
+        "{:?}",
+        r.ids()
+    );
+}
+
+fn profile_text() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/profiles/pre-nixos.yaml"
+    ))
+    .unwrap()
+}
+
+/// Write the default profile with `from` replaced by `to` (which must occur) to TMP/NAME.
+fn edited_profile(tmp: &Path, name: &str, from: &str, to: &str) -> (PathBuf, String) {
+    let text = profile_text();
+    assert!(
+        text.contains(from),
+        "profiles/pre-nixos.yaml no longer contains `{from}`"
+    );
+    let text = text.replacen(from, to, 1);
+    let path = tmp.join(name);
+    std::fs::write(&path, &text).unwrap();
+    (path, text)
+}
+
+#[test]
+fn host_with_missing_qemu_fails_with_install_hint() {
+    let tmp = tempdir();
+    let (profile, _) = edited_profile(
+        tmp.path(),
+        "no-qemu.yaml",
+        "qemu: qemu-system-x86_64",
+        "qemu: qemu-system-nonexistent",
+    );
+    let out = tmp.path().join("out");
+    let mut cmd = bootaudit(["check", "host", "--profile"]);
+    cmd.arg(&profile)
+        .arg("--out")
+        .arg(&out)
+        .current_dir(tmp.path());
+    let run = run_expect(cmd, HOST_LIMIT, 1);
+    let r = Report::load(&out);
+    assert_verdict_matches(&run, &r);
+    r.assert_status("host.qemu", "fail");
+    r.assert_message_has("host.qemu", &["qemu-system-nonexistent", "apt-get"]);
+    r.assert_status("host.qemu-devices", "skip");
+    assert_eq!(r.blocked_by("host.qemu-devices"), Some("host.qemu"));
+    // The independent checks still ran.
+    r.assert_status("host.resources", "pass");
+}
+
+// =============================================================================================
+// 3. check virt
+
+/// qemu-system processes: pid → (cmdline, ppid).
+fn qemu_processes() -> BTreeMap<u32, (String, u32)> {
+    let mut found = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if !cmdline.contains("qemu-system") {
+            continue;
+        }
+        let ppid = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0);
+        found.insert(pid, (cmdline, ppid));
+    }
+    found
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// QEMU processes started since `before` that belong to our run: their command line names our
+/// tempdir, or they look like bootaudit's (`-name bootaudit`, the KVM probe's debugcon) and no
+/// live bootaudit is their parent (another engineer's run may be going on concurrently).
+fn leftover_qemu(before: &BTreeMap<u32, (String, u32)>, tmp: &Path) -> Vec<String> {
+    let tmp = tmp.to_string_lossy();
+    qemu_processes()
+        .into_iter()
+        .filter(|(pid, _)| !before.contains_key(pid))
+        .filter(|(_, (cmd, ppid))| {
+            cmd.contains(tmp.as_ref())
+                || ((cmd.contains("bootaudit") || cmd.contains("isa-debugcon.iobase=0x402"))
+                    && comm(*ppid) != "bootaudit")
+        })
+        .map(|(pid, (cmd, ppid))| format!("pid {pid} (ppid {ppid}): {cmd}"))
+        .collect()
+}
+
+fn check_virt(tmp: &Path, out_name: &str, extra: &[&str], code: i32) -> (Run, Report) {
+    let out = tmp.join(out_name);
+    let mut cmd = bootaudit(["check", "virt", "--out"]);
+    // TMPDIR: QEMU's private workspace (QMP socket) then lands in our tempdir, so a leftover
+    // QEMU is recognisable by its command line.
+    cmd.arg(&out)
+        .args(extra)
+        .current_dir(tmp)
+        .env("TMPDIR", tmp);
+    let before = qemu_processes();
+    let run = run_expect(cmd, VIRT_LIMIT, code);
+    let left = leftover_qemu(&before, tmp);
+    assert!(
+        left.is_empty(),
+        "check virt {extra:?} left QEMU behind:\n{}",
+        left.join("\n")
+    );
+    let r = Report::load(&out);
+    assert_verdict_matches(&run, &r);
+    (run, r)
+}
+
+#[test]
+fn virt_is_fast_leaves_no_qemu_and_judges_kvm() {
+    let tmp = tempdir();
+    let (run, r) = check_virt(tmp.path(), "out-auto", &[], 0);
+    eprintln!(
+        "check virt took {:?} (contract: < 3 s; test bound 5 s)",
+        run.elapsed
+    );
+    assert!(
+        run.elapsed < Duration::from_secs(5),
+        "check virt took {:?}\n{}",
+        run.elapsed,
+        run.describe()
+    );
+    let kvm = r.status("virt.kvm").to_string();
+    assert!(
+        kvm == "skip" || kvm == "pass",
+        "virt.kvm {kvm}: {}",
+        r.message("virt.kvm")
+    );
+    r.assert_status("virt.qemu-start", "pass");
+    r.assert_status("virt.tun", "skip");
+    if kvm == "skip" {
+        // Says why and that TCG is used instead, in the report and on screen.
+        r.assert_message_has("virt.kvm", &["tcg"]);
+        assert_eq!(r.json["accel"], "tcg");
+        assert!(run.stderr.to_lowercase().contains("tcg"), "{}", run.stderr);
+    } else {
+        assert_eq!(r.json["accel"], "kvm");
+    }
+
+    // --accel kvm: KVM is then required.
+    if kvm == "skip" {
+        let (run, r) = check_virt(tmp.path(), "out-kvm", &["--accel", "kvm"], 1);
+        eprintln!("check virt --accel kvm took {:?}", run.elapsed);
+        r.assert_status("virt.kvm", "fail");
+        // What to do: use TCG or another host.
+        r.assert_message_has("virt.kvm", &["--accel tcg"]);
+    } else {
+        let (_run, r) = check_virt(tmp.path(), "out-kvm", &["--accel", "kvm"], 0);
+        r.assert_status("virt.kvm", "pass");
+    }
+}
+
+// =============================================================================================
+// 4. usage and profile errors → exit 2
+
+/// Run `check host` with this profile; expect exit 2, no panic; return stderr.
+fn host_with_profile_exit_2(tmp: &Path, profile: &str) -> String {
+    let mut cmd = bootaudit(["check", "host", "--profile", profile, "--out"]);
+    cmd.arg(tmp.join("out")).current_dir(tmp);
+    run_expect(cmd, QUICK_LIMIT, 2).stderr
+}
+
+/// stderr names `path:line:col` with one of the accepted columns.
+fn assert_location(stderr: &str, path: &Path, line: usize, cols: &[usize]) {
+    let ok = cols
+        .iter()
+        .any(|c| stderr.contains(&format!("{}:{line}:{c}", path.display())));
+    assert!(
+        ok,
+        "stderr should name {}:{line}:{cols:?}:\n{stderr}",
+        path.display()
+    );
+}
+
+#[test]
+fn profile_unknown_field_is_exit_2_with_location() {
+    let tmp = tempdir();
+    let (path, text) = edited_profile(tmp.path(), "typo.yaml", "  memory: 1536M", "  memry: 1536M");
+    let stderr = host_with_profile_exit_2(tmp.path(), path.to_str().unwrap());
+    assert_location(&stderr, &path, line_of(&text, "memry:"), &[3]);
+    assert!(stderr.contains("memry"), "{stderr}");
+}
+
+#[test]
+fn profile_invalid_regex_is_exit_2_with_location() {
+    let tmp = tempdir();
+    let (path, text) = edited_profile(
+        tmp.path(),
+        "regex.yaml",
+        "pattern: 'Kernel panic - not syncing.*'",
+        "pattern: 'Kernel panic (unclosed'",
+    );
+    let stderr = host_with_profile_exit_2(tmp.path(), path.to_str().unwrap());
+    let line = line_of(&text, "Kernel panic (unclosed");
+    let quote = text.lines().nth(line - 1).unwrap().find('\'').unwrap() + 1;
+    // The scalar's quote or its first character.
+    assert_location(&stderr, &path, line, &[quote, quote + 1]);
+    assert!(stderr.contains("regex"), "{stderr}");
+}
+
+#[test]
+fn profile_select_of_unknown_condition_is_exit_2_with_location() {
+    let tmp = tempdir();
+    let (path, text) = edited_profile(
+        tmp.path(),
+        "select.yaml",
+        "checks: [pre-nixos]\n",
+        "checks: [pre-nixos]\nselect:\n  - host.qemu\n  - host.nosuch\n",
+    );
+    let stderr = host_with_profile_exit_2(tmp.path(), path.to_str().unwrap());
+    // The list item's dash or its value.
+    assert_location(&stderr, &path, line_of(&text, "host.nosuch"), &[3, 5]);
+    assert!(stderr.contains("host.nosuch"), "{stderr}");
+}
+
+#[test]
+fn profile_missing_file_is_exit_2() {
+    let tmp = tempdir();
+    let missing = tmp.path().join("missing-profile.yaml");
+    let stderr = host_with_profile_exit_2(tmp.path(), missing.to_str().unwrap());
+    assert!(stderr.contains(missing.to_str().unwrap()), "{stderr}");
+}
+
+#[test]
+fn profile_unknown_embedded_name_is_exit_2() {
+    let tmp = tempdir();
+    let stderr = host_with_profile_exit_2(tmp.path(), "no-such-profile");
+    assert!(stderr.contains("no-such-profile"), "{stderr}");
+    // Tells which names exist.
+    assert!(stderr.contains("pre-nixos"), "{stderr}");
+}
+
+#[test]
+fn only_unknown_condition_is_exit_2() {
+    let tmp = tempdir();
+    let mut cmd = bootaudit(["check", "host", "--only", "no.such.id", "--out"]);
+    cmd.arg(tmp.path().join("out")).current_dir(tmp.path());
+    let run = run_expect(cmd, QUICK_LIMIT, 2);
+    assert!(run.stderr.contains("no.such.id"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("bootaudit list"),
+        "should point at `bootaudit list`: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn timeout_scale_zero_is_exit_2() {
+    let tmp = tempdir();
+    let mut cmd = bootaudit(["check", "host", "--timeout-scale", "0", "--out"]);
+    cmd.arg(tmp.path().join("out")).current_dir(tmp.path());
+    let run = run_expect(cmd, QUICK_LIMIT, 2);
+    assert!(run.stderr.contains("--timeout-scale"), "{}", run.stderr);
+}
+
+// =============================================================================================
+// 5. list
+
+#[test]
+fn list_shows_the_spec_ids_in_spec_order() {
+    let run = run_expect(bootaudit(["list"]), QUICK_LIMIT, 0);
+    let ids: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(ids, SPEC_IDS, "bootaudit list:\n{}", run.stdout);
+}
+
+#[test]
+fn list_json_parses_with_the_spec_ids() {
+    let run = run_expect(bootaudit(["list", "--format", "json"]), QUICK_LIMIT, 0);
+    let v: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("list --format json: {e}\n{}", run.stdout));
+    let ids: Vec<&str> = v
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|c| c["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, SPEC_IDS);
+    for c in v.as_array().unwrap() {
+        assert!(c["phase"].is_string(), "{c}");
+    }
+}
+
+// =============================================================================================
+// Never a panic: stdout closed by the reader (`bootaudit list --format json | head -1`).
+
+/// A pipe whose read end is already closed: writing to it fails with EPIPE.
+fn closed_pipe() -> Stdio {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe(2) fills two fresh descriptors that we then own.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    Stdio::from(write)
+}
+
+#[test]
+fn list_into_closed_stdout_is_not_a_panic() {
+    let run = run_with_stdout(
+        bootaudit(["list", "--format", "json"]),
+        QUICK_LIMIT,
+        closed_pipe(),
+    );
+    assert_ne!(run.code, 3, "list into a closed pipe: {}", run.describe());
+}
+
+#[test]
+fn check_iso_json_into_closed_stdout_is_not_a_panic() {
+    let tmp = tempdir();
+    let iso = healthy_iso(tmp.path());
+    let (cmd, out) = check_iso_cmd(&iso, tmp.path(), &["--format", "json"]);
+    let run = run_with_stdout(cmd, ISO_LIMIT, closed_pipe());
+    assert_ne!(
+        run.code,
+        3,
+        "check iso into a closed pipe: {}",
+        run.describe()
+    );
+    // The report folder is still complete and valid.
+    let r = Report::load(&out);
+    r.assert_status("iso.console", "pass");
+}
