@@ -150,6 +150,39 @@ fn expect_boot(run: &Run, fail: &[&str], blocked: &[(&str, &str)]) {
     }
 }
 
+/// `bootaudit replay` of the run's serial.raw must reach the live verdict of every boot
+/// condition: the same judges read the same framed outputs.
+fn assert_replay_agrees(run: &Run) {
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_bootaudit"))
+        .arg("replay")
+        .arg(run.out.path().join("serial.raw"))
+        .arg("--out")
+        .arg(out.path())
+        .args(["--format", "json"])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let replay: Value = serde_json::from_slice(&output.stdout).expect("replay prints its report");
+    let mut differ = Vec::new();
+    for c in replay["conditions"].as_array().unwrap() {
+        let id = c["id"].as_str().unwrap();
+        let (live, live_blocked, _) = run.status(id);
+        if c["status"] != live.as_str() || c["blocked_by"].as_str() != live_blocked.as_deref() {
+            differ.push(format!(
+                "{id}: live {live} {live_blocked:?}, replay {} {} \"{}\"",
+                c["status"], c["blocked_by"], c["message"]
+            ));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "replay disagrees with the live run:\n{}",
+        differ.join("\n")
+    );
+    assert_eq!(output.status.code(), Some(run.code), "replay exit code");
+}
+
 fn message(run: &Run, id: &str) -> String {
     run.status(id).2
 }
@@ -158,6 +191,7 @@ fn message(run: &Run, id: &str) -> String {
 fn healthy_image_passes_everything() {
     let run = audit("healthy", &[]);
     expect_boot(&run, &[], &[]);
+    assert_replay_agrees(&run);
     assert_eq!(run.report["verdict"], "pass");
     assert_eq!(run.status("iso.console").0, "pass");
     // The evidence is kept: the raw console, the readable transcript, per-condition logs.
@@ -242,6 +276,7 @@ fn sudo_asking_for_a_password() {
         "{}",
         message(&run, "shell.root")
     );
+    assert_replay_agrees(&run);
 }
 
 #[test]
@@ -261,6 +296,7 @@ fn provisioning_failed() {
         diag.join("pre-nixos-journal.txt").exists(),
         "diagnostics collected"
     );
+    assert_replay_agrees(&run);
 }
 
 #[test]
@@ -303,6 +339,7 @@ fn wrong_lvm_names() {
         &["storage.vg-main"],
         &[("storage.lv-slash", "storage.vg-main")],
     );
+    assert_replay_agrees(&run);
 }
 
 #[test]
@@ -351,6 +388,7 @@ fn kernel_panic_is_reported_at_once() {
     expect_boot(&run, &["boot.login"], &all_blocked_after_login());
     let msg = message(&run, "boot.login");
     assert!(msg.contains("Kernel panic - not syncing"), "{msg}");
+    assert_replay_agrees(&run);
     // Reported within seconds of the line, not at the 180 s login timeout.
     let login = run.report["conditions"]
         .as_array()

@@ -65,6 +65,8 @@ pub struct QemuProcess {
     pid: i32,
     exit: Option<ExitStatus>,
     exit_rx: mpsc::Receiver<std::io::Result<ExitStatus>>,
+    /// Flips to true when the child has exited, for async waiters.
+    exited: tokio::sync::watch::Receiver<bool>,
     keeper: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -88,6 +90,7 @@ impl QemuProcess {
     ) -> std::io::Result<(QemuProcess, Pipes)> {
         let (started_tx, started_rx) = mpsc::channel();
         let (exit_tx, exit_rx) = mpsc::channel();
+        let (exited_tx, exited) = tokio::sync::watch::channel(false);
         let program = program.to_string();
         let args = args.to_vec();
         let keeper = std::thread::Builder::new()
@@ -109,6 +112,7 @@ impl QemuProcess {
                         let status = child.wait();
                         LIVE.lock().map(|mut l| l.retain(|&p| p != pid)).ok();
                         let _ = exit_tx.send(status);
+                        exited_tx.send_replace(true);
                     }
                     Err(e) => {
                         let _ = started_tx.send(Err(e));
@@ -121,6 +125,7 @@ impl QemuProcess {
                     pid,
                     exit: None,
                     exit_rx,
+                    exited,
                     keeper: Some(keeper),
                 },
                 Pipes { stdout, stderr },
@@ -147,6 +152,11 @@ impl QemuProcess {
             }
         }
         self.exit
+    }
+
+    /// Resolves when the child has exited (without blocking a thread).
+    pub async fn exited(&mut self) {
+        let _ = self.exited.wait_for(|e| *e).await;
     }
 
     /// Wait up to `timeout` for the child to exit by itself.

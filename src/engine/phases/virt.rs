@@ -12,7 +12,7 @@ use std::fs::OpenOptions;
 use std::time::Duration;
 
 /// The whole KVM verdict must come within 2 s whatever the kernel does.
-const KVM_DEADLINE: Duration = Duration::from_millis(1800);
+const KVM_DEADLINE: Duration = Duration::from_millis(1500);
 
 pub fn kvm(engine: &mut Engine) -> Outcome {
     let requested = engine.opts.accel;
@@ -223,9 +223,7 @@ async fn talk_qmp(
     Ok(status.to_string())
 }
 
-/// Resolves when the QEMU process has exited (polled: the keeper thread owns the wait).
+/// Resolves when the QEMU process has exited.
 pub async fn wait_exit(qemu: &mut QemuProcess) {
-    while qemu.try_exit().is_none() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    qemu.exited().await;
 }
