@@ -430,7 +430,7 @@ fn fancy_prompt_still_passes() {
     expect_boot(&run, &[], &[]);
 }
 
-fn qemu_children(parent: u32) -> Vec<u32> {
+fn qemu_children(parent: u32, with_arg: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -450,7 +450,7 @@ fn qemu_children(parent: u32) -> Vec<u32> {
             .and_then(|p| p.parse().ok())
             .unwrap_or(0);
         let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if ppid == parent && cmd.starts_with("qemu-system") {
+        if ppid == parent && cmd.starts_with("qemu-system") && cmd.contains(with_arg) {
             pids.push(pid);
         }
     }
@@ -477,15 +477,8 @@ fn kill_mid_boot(signal: i32) -> (std::process::ExitStatus, Vec<u32>, tempfile::
     let mut qemus = Vec::new();
     while qemus.is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
-        // virt.qemu-start's short QEMU comes and goes; wait for the boot's.
-        if out
-            .path()
-            .join("serial.raw")
-            .metadata()
-            .is_ok_and(|m| m.len() > 0)
-        {
-            qemus = qemu_children(child.id());
-        }
+        // virt.qemu-start's short QEMU comes and goes; the boot's has the ISO as a cdrom.
+        qemus = qemu_children(child.id(), "media=cdrom");
     }
     assert!(!qemus.is_empty(), "QEMU did not start within 60 s");
     std::thread::sleep(Duration::from_secs(2));

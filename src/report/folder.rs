@@ -195,6 +195,10 @@ impl Reporter for FolderReporter {
                     self.line_started = Some(*at);
                 }
                 self.normalizer.push(bytes, tokio::time::Instant::now());
+                // The raw console is the evidence: keep it on disk even if we are killed.
+                if let Some(raw) = &mut self.raw {
+                    let _ = raw.flush();
+                }
                 self.flush_lines(*at, false);
             }
             Event::ConsoleSent { at, bytes } => {

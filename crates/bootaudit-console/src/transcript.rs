@@ -12,8 +12,10 @@ use crate::normalize::Normalizer;
 
 /// Matches that extend over more than this many bytes of text already searched may be missed by
 /// the incremental search of a growing transcript (see [`Transcript::find_from`]). Generous for
-/// console patterns (a prompt, a marker line) and bounds the work per arriving chunk.
-pub const RESCAN_WINDOW: usize = 256 * 1024;
+/// console patterns (a prompt, a marker line, a login line) and bounds the work per arriving
+/// chunk: on a flooded console every line may arrive as its own chunk, and each costs one scan
+/// of this window (the benchmark in docs/benchmarks.md measured 256 KiB as too costly there).
+pub const RESCAN_WINDOW: usize = 16 * 1024;
 
 /// One successful `expect`: which pattern matched, where, and what came before it.
 #[derive(Debug, Clone, PartialEq, Eq)]
