@@ -15,9 +15,7 @@ use crate::engine::{Engine, RunOptions, Scope};
 use crate::exit_codes;
 use crate::judge::{autologin_user, ProbeJudge, ProbeVerdict};
 use crate::model::Outcome;
-use bootaudit_console::{
-    announced_commands, frame_with_token, Console, ConsoleConfig, NoiseFilter, SignatureHit,
-};
+use bootaudit_console::{announced_commands, frame_with_token, Console, NoiseFilter, SignatureHit};
 use regex::Regex;
 use std::path::Path;
 
@@ -92,22 +90,12 @@ struct Recording {
     text: String,
     hits: Vec<SignatureHit>,
     runs: Vec<FramedRun>,
-    noise: NoiseFilter,
 }
 
 impl Recording {
     async fn read(engine: &mut Engine, bytes: &[u8]) -> Result<Recording, String> {
-        let profile = &engine.config.profile;
-        let mut config = ConsoleConfig::default();
-        for sig in &profile.failure_signatures {
-            config = config.signature(sig.name.clone(), sig.pattern.resolve(&profile.vars)?);
-        }
-        let noise_res = profile
-            .noise
-            .iter()
-            .map(|p| p.resolve(&profile.vars))
-            .collect::<Result<Vec<_>, _>>()?;
-        let noise = NoiseFilter::default_console().with(noise_res);
+        let rules = crate::dialogue::console_rules(&engine.config.profile)?;
+        let (config, noise) = (rules.config, rules.noise);
         let mut console = Console::replay(std::io::Cursor::new(bytes.to_vec()), config);
         console
             .wait_closed(tokio::time::Instant::now() + std::time::Duration::from_secs(60))
@@ -118,12 +106,7 @@ impl Recording {
         let at = engine.now_ms();
         engine.emit(Event::ConsoleReceived { at, bytes });
         let runs = framed_runs(&text, &noise);
-        Ok(Recording {
-            text,
-            hits,
-            runs,
-            noise,
-        })
+        Ok(Recording { text, hits, runs })
     }
 }
 
@@ -159,11 +142,8 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], bytes: &[u8])
             return;
         }
     };
-    let _ = &rec.noise;
     for def in defs {
-        if let Some(skip) = engine.gate(def) {
-            let at = engine.now_ms();
-            engine.record(def, at, skip);
+        if engine.skip_if_gated(def) {
             continue;
         }
         let at = engine.begin(def);

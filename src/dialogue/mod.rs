@@ -7,9 +7,10 @@
 //! once; any other hit is acknowledged and the wait goes on — and is remembered, so a later
 //! condition it concerns fails at once when it starts.
 
+use crate::config::Profile;
 use crate::signal::Cancel;
 use bootaudit_console::{
-    frame, Console, ExpectError, FramedOutput, Match, NoiseFilter, SignatureHit,
+    frame, Console, ConsoleConfig, ExpectError, FramedOutput, Match, NoiseFilter, SignatureHit,
 };
 use regex::Regex;
 use std::time::Duration;
@@ -118,6 +119,28 @@ impl Dialogue {
             .find(|h| self.concerns(&h.pattern_name, id))
     }
 
+    /// Map a console error to this condition's view: `None` for a signature that concerns
+    /// other conditions (acknowledged, remembered in the hits; the caller waits on).
+    fn ours(&mut self, error: ExpectError) -> Option<WaitError> {
+        match error {
+            ExpectError::Signature {
+                pattern_name, line, ..
+            } => {
+                if self.concerns(&pattern_name, &self.current) {
+                    Some(WaitError::Signature {
+                        name: pattern_name,
+                        line,
+                    })
+                } else {
+                    self.console.clear_signature();
+                    None
+                }
+            }
+            ExpectError::Timeout { waited, tail } => Some(WaitError::Timeout { waited, tail }),
+            ExpectError::Closed { tail, .. } => Some(WaitError::Closed { tail }),
+        }
+    }
+
     /// Wait for the first match of any pattern after the cursor.
     pub async fn expect(
         &mut self,
@@ -131,22 +154,11 @@ impl Dialogue {
             };
             match result {
                 Ok(m) => return Ok(m),
-                Err(ExpectError::Signature {
-                    pattern_name, line, ..
-                }) => {
-                    if self.concerns(&pattern_name, &self.current.clone()) {
-                        return Err(WaitError::Signature {
-                            name: pattern_name,
-                            line,
-                        });
+                Err(e) => {
+                    if let Some(e) = self.ours(e) {
+                        return Err(e);
                     }
-                    // Not this condition's business: remembered in the hits, wait on.
-                    self.console.clear_signature();
                 }
-                Err(ExpectError::Timeout { waited, tail }) => {
-                    return Err(WaitError::Timeout { waited, tail })
-                }
-                Err(ExpectError::Closed { tail, .. }) => return Err(WaitError::Closed { tail }),
             }
         }
     }
@@ -160,21 +172,11 @@ impl Dialogue {
             };
             match result {
                 Ok(()) => return Ok(()),
-                Err(ExpectError::Signature {
-                    pattern_name, line, ..
-                }) => {
-                    if self.concerns(&pattern_name, &self.current.clone()) {
-                        return Err(WaitError::Signature {
-                            name: pattern_name,
-                            line,
-                        });
+                Err(e) => {
+                    if let Some(e) = self.ours(e) {
+                        return Err(e);
                     }
-                    self.console.clear_signature();
                 }
-                Err(ExpectError::Timeout { waited, tail }) => {
-                    return Err(WaitError::Timeout { waited, tail })
-                }
-                Err(ExpectError::Closed { tail, .. }) => return Err(WaitError::Closed { tail }),
             }
         }
     }
@@ -257,6 +259,34 @@ impl Dialogue {
     }
 }
 
+/// The profile's failure signatures and console noise, resolved for a console — the same for a
+/// live boot and a replay.
+pub struct ConsoleRules {
+    pub config: ConsoleConfig,
+    /// Signature name → the condition ids it fails (empty: all).
+    pub scopes: Vec<(String, Vec<String>)>,
+    pub noise: NoiseFilter,
+}
+
+pub fn console_rules(profile: &Profile) -> Result<ConsoleRules, String> {
+    let mut config = ConsoleConfig::default();
+    let mut scopes = Vec::new();
+    for sig in &profile.failure_signatures {
+        config = config.signature(sig.name.clone(), sig.pattern.resolve(&profile.vars)?);
+        scopes.push((sig.name.clone(), sig.fails.clone()));
+    }
+    let noise = profile
+        .noise
+        .iter()
+        .map(|p| p.resolve(&profile.vars))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ConsoleRules {
+        config,
+        scopes,
+        noise: NoiseFilter::default_console().with(noise),
+    })
+}
+
 /// Quote for a POSIX shell as one word.
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -265,7 +295,6 @@ pub fn shell_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bootaudit_console::ConsoleConfig;
 
     #[test]
     fn quotes_for_the_shell() {

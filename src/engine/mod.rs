@@ -197,16 +197,12 @@ impl Engine {
                 },
                 _ => {
                     for def in &defs {
-                        let outcome = match self.gate(def) {
-                            Some(skip) => skip,
-                            None => {
-                                let at = self.begin(def);
-                                let outcome = phases::run_builtin(&mut self, def).await;
-                                self.finish_started(def, at, outcome);
-                                continue;
-                            }
-                        };
-                        self.record(def, self.now_ms(), outcome);
+                        if self.skip_if_gated(def) {
+                            continue;
+                        }
+                        let at = self.begin(def);
+                        let outcome = phases::run_builtin(&mut self, def).await;
+                        self.record(def, at, outcome);
                     }
                 }
             }
@@ -238,6 +234,18 @@ impl Engine {
         None
     }
 
+    /// If the condition must not run, record why and return true.
+    pub fn skip_if_gated(&mut self, def: &ConditionDef) -> bool {
+        match self.gate(def) {
+            Some(skip) => {
+                let at = self.now_ms();
+                self.record(def, at, skip);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Mark the start of a condition; returns its start time.
     pub fn begin(&mut self, def: &ConditionDef) -> Millis {
         let at = self.now_ms();
@@ -252,11 +260,6 @@ impl Engine {
     pub fn progress(&mut self, id: &str, detail: &str) {
         let at = self.now_ms();
         self.emit(Event::Progress { id, at, detail });
-    }
-
-    /// Record the outcome of a condition that was started with [`Engine::begin`].
-    pub fn finish_started(&mut self, def: &ConditionDef, started: Millis, outcome: Outcome) {
-        self.record(def, started, outcome);
     }
 
     /// Record a finished condition (with the hint appended to failures) and emit it.

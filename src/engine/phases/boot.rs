@@ -5,13 +5,13 @@
 
 use super::virt::{accel_for, wait_exit};
 use crate::config::{CheckDef, ConditionDef, RunAs};
-use crate::dialogue::{last_lines, Dialogue, WaitError};
+use crate::dialogue::{console_rules, last_lines, Dialogue, WaitError};
 use crate::engine::events::{Event, Fanout};
 use crate::engine::Engine;
 use crate::judge::{autologin_user, ProbeJudge, ProbeVerdict};
 use crate::model::{Outcome, Status};
 use crate::qemu::{args, process::QemuProcess, qmp::Qmp, workspace::Workspace};
-use bootaudit_console::{Console, ConsoleConfig, ConsoleEvent, FnSink, NoiseFilter};
+use bootaudit_console::{Console, ConsoleEvent, FnSink};
 use regex::Regex;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -57,9 +57,7 @@ impl Session {
 pub async fn run(engine: &mut Engine, defs: &[ConditionDef]) {
     let mut session: Option<Session> = None;
     for def in defs {
-        if let Some(skip) = engine.gate(def) {
-            let at = engine.now_ms();
-            engine.record(def, at, skip);
+        if engine.skip_if_gated(def) {
             continue;
         }
         let started = engine.begin(def);
@@ -187,20 +185,8 @@ fn console_dialogue(
     engine: &mut Engine,
     serial: tokio::net::UnixStream,
 ) -> Result<Dialogue, String> {
-    let profile = &engine.config.profile;
-    let mut config = ConsoleConfig::default();
-    let mut scopes = Vec::new();
-    for sig in &profile.failure_signatures {
-        let re = sig.pattern.resolve(&profile.vars)?;
-        config = config.signature(sig.name.clone(), re);
-        scopes.push((sig.name.clone(), sig.fails.clone()));
-    }
-    let noise_res = profile
-        .noise
-        .iter()
-        .map(|p| p.resolve(&profile.vars))
-        .collect::<Result<Vec<_>, _>>()?;
-    let noise = NoiseFilter::default_console().with(noise_res);
+    let rules = console_rules(&engine.config.profile)?;
+    let mut config = rules.config;
     let fanout: Arc<Mutex<Fanout>> = engine.fanout();
     let clock = engine.clock();
     config = config.sink(FnSink(move |event: ConsoleEvent| {
@@ -218,7 +204,12 @@ fn console_dialogue(
         }
     }));
     let console = Console::from_stream(serial, config);
-    Ok(Dialogue::new(console, scopes, noise, engine.cancel.clone()))
+    Ok(Dialogue::new(
+        console,
+        rules.scopes,
+        rules.noise,
+        engine.cancel.clone(),
+    ))
 }
 
 /// Judge one boot condition on the running session.
