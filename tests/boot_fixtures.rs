@@ -80,6 +80,31 @@ impl Run {
     }
 }
 
+/// The default profile with shorter waits for the conditions a test expects to time out, so
+/// the test is quick; everything else keeps its real timeout (parallel TCG boots are slow).
+fn profile_with_timeouts(dir: &Path, timeouts: &[(&str, &str)]) -> PathBuf {
+    let mut text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/pre-nixos.yaml"),
+    )
+    .unwrap();
+    for (id, value) in timeouts {
+        let start = text
+            .find(&format!("    {id}: "))
+            .unwrap_or_else(|| panic!("{id} has no timeout line in the profile"));
+        let end = start + text[start..].find('\n').unwrap();
+        text.replace_range(start..end, &format!("    {id}: {value}"));
+    }
+    let path = dir.join("profile.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn audit_with_timeouts(variant: &str, timeouts: &[(&str, &str)]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = profile_with_timeouts(dir.path(), timeouts);
+    audit(variant, &["--profile", profile.to_str().unwrap()])
+}
+
 fn audit(variant: &str, extra: &[&str]) -> Run {
     let iso = image(variant);
     let out = tempfile::tempdir().unwrap();
@@ -302,7 +327,7 @@ fn provisioning_failed() {
 #[test]
 fn provisioning_hangs() {
     // A shorter wait keeps the test quick; the verdict is the same at any timeout.
-    let run = audit("provision-hang", &["--timeout-scale", "0.3"]);
+    let run = audit_with_timeouts("provision-hang", &[("storage.status", "25s")]);
     expect_boot(
         &run,
         &["storage.status"],
@@ -327,7 +352,7 @@ fn slow_provisioning_still_passes() {
 
 #[test]
 fn unit_never_settles() {
-    let run = audit("unit-never-settles", &["--timeout-scale", "0.4"]);
+    let run = audit_with_timeouts("unit-never-settles", &[("unit.pre-nixos-inactive", "20s")]);
     expect_boot(&run, &["unit.pre-nixos-inactive"], &[]);
 }
 
@@ -359,7 +384,7 @@ fn no_lan_interface() {
 
 #[test]
 fn no_dhcp_lease() {
-    let run = audit("no-dhcp", &["--timeout-scale", "0.5"]);
+    let run = audit_with_timeouts("no-dhcp", &[("net.lan-ipv4", "20s")]);
     expect_boot(
         &run,
         &["net.lan-ipv4"],

@@ -75,7 +75,11 @@ const TIME_RESOLUTION: std::time::Duration = std::time::Duration::from_millis(1)
 pub struct Normalizer {
     text: String,
     /// `(offset, at)`: text from `offset` on (until the next entry) arrived at `at`.
-    times: Vec<(usize, Instant)>,
+    times: Vec<(u32, u32)>,
+    /// The first arrival; map entries hold milliseconds since it (8 bytes an entry, not 24).
+    base: Option<Instant>,
+    /// Arrivals before this instant share the last entry (one comparison per push).
+    next_entry_at: Option<Instant>,
     state: State,
     g0: Charset,
     g1: Charset,
@@ -103,6 +107,8 @@ impl Normalizer {
         Normalizer {
             text: String::new(),
             times: Vec::new(),
+            base: None,
+            next_entry_at: None,
             state: State::Ground,
             g0: Charset::Ascii,
             g1: Charset::Ascii,
@@ -124,12 +130,24 @@ impl Normalizer {
     pub fn push(&mut self, bytes: &[u8], at: Instant) -> usize {
         let start = self.text.len();
         let mut low = start;
+        let base = *self.base.get_or_insert(at);
+        let ms = || {
+            at.saturating_duration_since(base)
+                .as_millis()
+                .min(u32::MAX as u128) as u32
+        };
         match self.times.last_mut() {
-            Some((off, t)) if *off == start => *t = at,
-            // Within a millisecond of the last entry: the reports' resolution, so keep one
-            // entry. Without this, byte-sized reads cost 24 bytes of map per byte of text.
-            Some((_, t)) if at.saturating_duration_since(*t) < TIME_RESOLUTION => {}
-            _ => self.times.push((start, at)),
+            // The last chunk produced no text: its entry is this chunk's.
+            Some((off, t)) if *off as usize == start => *t = ms(),
+            // Within the reports' resolution of the last entry: keep one entry. Without this,
+            // byte-sized reads cost a map entry per byte of text.
+            Some(_) if self.next_entry_at.is_some_and(|n| at < n) => {}
+            // Offsets past 4 GiB keep the last entry's time (no transcript gets there).
+            _ if start > u32::MAX as usize => {}
+            _ => {
+                self.times.push((start as u32, ms()));
+                self.next_entry_at = Some(at + TIME_RESOLUTION);
+            }
         }
         for &b in bytes {
             self.byte(b);
@@ -137,7 +155,7 @@ impl Normalizer {
         }
         // Drop time entries that point past erased text so lookups stay monotonic.
         let len = self.text.len();
-        while self.times.len() > 1 && self.times.last().is_some_and(|(o, _)| *o > len) {
+        while self.times.len() > 1 && self.times.last().is_some_and(|(o, _)| *o as usize > len) {
             self.times.pop();
         }
         low
@@ -164,12 +182,14 @@ impl Normalizer {
     ///
     /// [`text`]: Normalizer::text
     pub fn time_at(&self, offset: usize) -> Option<Instant> {
-        let i = self.times.partition_point(|(o, _)| *o <= offset);
-        if i == 0 {
-            self.times.first().map(|(_, t)| *t)
+        let base = self.base?;
+        let i = self.times.partition_point(|(o, _)| *o as usize <= offset);
+        let ms = if i == 0 {
+            self.times.first()?.1
         } else {
-            Some(self.times[i - 1].1)
-        }
+            self.times[i - 1].1
+        };
+        Some(base + std::time::Duration::from_millis(ms as u64))
     }
 
     /// Normalise a whole byte string at once (replay, tests).
