@@ -168,7 +168,7 @@ fn list(args: ListArgs) -> i32 {
         let items: Vec<serde_json::Value> = config
             .conditions
             .iter()
-            .map(|c| serde_json::json!({"id": c.id, "phase": c.phase, "requires": c.requires, "passes_when": c.passes_when}))
+            .map(|c| serde_json::json!({"id": c.id, "phase": c.phase, "requires": c.requires, "passes_when": c.describe(&config.profile.vars)}))
             .collect();
         print_stdout(&serde_json::to_string_pretty(&items).expect("list serialises"));
     } else {
@@ -188,7 +188,7 @@ fn list(args: ListArgs) -> i32 {
                 "{selected}{:<5} {:<26} {}{req}\n",
                 c.phase.as_str(),
                 c.id,
-                c.passes_when
+                c.describe(&config.profile.vars)
             ));
         }
         print_stdout(text.trim_end());

@@ -236,7 +236,7 @@ fn judge_condition(engine: &Engine, rec: &Recording, def: &ConditionDef) -> Outc
                 match judge.judge(&run.output, run.exit_code) {
                     ProbeVerdict::Pass { evidence } => {
                         return Outcome::pass(
-                            format!("{} (check {checks} in the log)", def.passes_when),
+                            format!("{} (check {checks} in the log)", def.describe(vars)),
                             evidence,
                         )
                     }

@@ -96,6 +96,12 @@ pub struct ProbeDef<'a> {
 }
 
 impl ConditionDef {
+    /// `passes_when` with the profile's vars filled in, for messages and listings.
+    pub fn describe(&self, vars: &std::collections::BTreeMap<String, String>) -> String {
+        super::pattern::fill(&self.passes_when, vars, |v| v.to_string())
+            .unwrap_or_else(|_| self.passes_when.clone())
+    }
+
     /// The typed check, or what is inconsistent about the fields.
     pub fn check(&self) -> Result<CheckDef<'_>, String> {
         let probe_fields = self.run.is_some()

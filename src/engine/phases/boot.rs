@@ -642,7 +642,7 @@ async fn probe(
                     String::new()
                 };
                 return Ok(Outcome::pass(
-                    format!("{}{after}", def.passes_when),
+                    format!("{}{after}", def.describe(&engine.config.profile.vars)),
                     evidence,
                 ));
             }
