@@ -456,8 +456,8 @@ async fn boot_autologin(
     let login = Regex::new(r"login: ?").expect("static regex");
     // agetty may print "(automatic login)" in a later chunk than "login: ".
     let grace = (Instant::now() + AUTOLOGIN_GRACE).min(deadline);
-    let seen = match s.dialogue.expect(std::slice::from_ref(&auto), grace).await {
-        Ok(m) => Some(m),
+    let m = match s.dialogue.expect(std::slice::from_ref(&auto), grace).await {
+        Ok(m) => m,
         Err(WaitError::Timeout { .. }) => {
             // Poke once: a getty without autologin answers with another login prompt.
             engine.progress(
@@ -474,7 +474,7 @@ async fn boot_autologin(
                 .expect(&[auto.clone(), login], poke_deadline)
                 .await
             {
-                Ok(m) if m.pattern == 0 => Some(m),
+                Ok(m) if m.pattern == 0 => m,
                 Ok(m) => {
                     let line = s
                         .dialogue
@@ -511,7 +511,6 @@ async fn boot_autologin(
             )
         }
     };
-    let m = seen.expect("handled above");
     let line = s
         .dialogue
         .console
@@ -594,12 +593,11 @@ async fn shell_ready(
                     run.output.raw,
                 ))
             }
-            Err(WaitError::Timeout { tail, .. }) if Instant::now() < deadline && attempts < 4 => {
+            Err(WaitError::Timeout { .. }) if Instant::now() < deadline && attempts < 4 => {
                 engine.progress(
                     "shell.ready",
                     &format!("no answer yet (try {attempts}); retrying"),
                 );
-                let _ = tail;
             }
             Err(e) => return Err(wait_failure(s, e, "taking over the shell", timeout).await),
         }
