@@ -6,6 +6,12 @@
 //! bootaudit run left in its `serial.raw` — each echo names its command, each frame carries the
 //! output and exit code, and the probe's own judge decides, run by run, as it did live. A
 //! condition the log does not show is `skip` ("not observed in the log"), never a pass.
+//!
+//! A log captured by another tool has no frames: [`foreign`] recovers the commands that harness
+//! ran and their output, maps the few that are clearly the same probe as a condition, and hands
+//! that output to the condition's own `ProbeJudge` (docs/replay.md).
+
+pub mod foreign;
 
 use crate::cli::{Format, ReplayArgs};
 use crate::config::{CheckDef, ConditionDef, RunAs};
@@ -90,6 +96,8 @@ struct Recording {
     text: String,
     hits: Vec<SignatureHit>,
     runs: Vec<FramedRun>,
+    /// A log without bootaudit frames: the exchanges another harness left.
+    foreign: Option<Vec<foreign::Exchange>>,
 }
 
 impl Recording {
@@ -106,7 +114,14 @@ impl Recording {
         let at = engine.now_ms();
         engine.emit(Event::ConsoleReceived { at, bytes });
         let runs = framed_runs(&text, &noise);
-        Ok(Recording { text, hits, runs })
+        let foreign = (runs.is_empty() && announced_commands(&text).is_empty())
+            .then(|| foreign::read(&text, &noise));
+        Ok(Recording {
+            text,
+            hits,
+            runs,
+            foreign,
+        })
     }
 }
 
@@ -211,6 +226,15 @@ fn judge_condition(engine: &Engine, rec: &Recording, def: &ConditionDef) -> Outc
                     None => not_observed(),
                 }
             }
+            "shell.ready" if rec.foreign.is_some() => {
+                match foreign::first_answer(rec.foreign.as_deref().unwrap_or_default()) {
+                    Some(e) => Outcome::pass(
+                        "the log shows a shell prompt, a command and its answer",
+                        e.command.clone(),
+                    ),
+                    None => not_observed(),
+                }
+            }
             "shell.ready" => match rec.runs.iter().find(|r| r.exit_code == 0) {
                 Some(r) => Outcome::pass(
                     "the log shows a command round trip with exit code 0",
@@ -225,6 +249,9 @@ fn judge_condition(engine: &Engine, rec: &Recording, def: &ConditionDef) -> Outc
                 Ok(j) => j,
                 Err(e) => return Outcome::error(e),
             };
+            if let Some(exchanges) = &rec.foreign {
+                return judge_foreign(def, &judge, exchanges, &rec.text, vars);
+            }
             let sent = match judge.run_as {
                 RunAs::Root => format!("sudo -n sh -c {}", shell_quote(&judge.command)),
                 RunAs::User => judge.command.clone(),
@@ -275,6 +302,59 @@ fn judge_condition(engine: &Engine, rec: &Recording, def: &ConditionDef) -> Outc
             Err(e) => Outcome::error(e),
         },
         Err(e) => Outcome::error(e),
+    }
+}
+
+/// A probe condition over a foreign log: every observation the reader maps to it goes to the
+/// condition's own judge, and the verdict is where the state settled — the last observation,
+/// except that a fail_fast match stays a fail unless a later observation passes (a state that
+/// recovers, e.g. a unit restarted after a failure). Nothing mapped: not observed.
+fn judge_foreign(
+    def: &ConditionDef,
+    judge: &ProbeJudge,
+    exchanges: &[foreign::Exchange],
+    text: &str,
+    vars: &std::collections::BTreeMap<String, String>,
+) -> Outcome {
+    let Some(observations) = foreign::observations(&def.id, exchanges, text, vars) else {
+        return not_observed();
+    };
+    let n = observations.len();
+    let mut settled: Option<(usize, &foreign::Observation, ProbeVerdict)> = None;
+    for (i, o) in observations.iter().enumerate() {
+        let verdict = judge.judge(&o.output, o.exit_code);
+        let sticky = matches!(settled, Some((_, _, ProbeVerdict::FailNow { .. })))
+            && matches!(verdict, ProbeVerdict::NotYet { .. });
+        if !sticky {
+            settled = Some((i + 1, o, verdict));
+        }
+    }
+    let Some((k, o, verdict)) = settled else {
+        return not_observed();
+    };
+    match verdict {
+        ProbeVerdict::Pass { evidence } => Outcome::pass(
+            format!(
+                "{} (`{}`, observation {k} of {n} in the log)",
+                def.describe(vars),
+                o.command
+            ),
+            evidence,
+        ),
+        ProbeVerdict::FailNow { matched } => Outcome::fail(
+            format!(
+                "`{}` shows it will not pass: \"{matched}\" (observation {k} of {n} in the log)",
+                o.command
+            ),
+            o.output.clone(),
+        ),
+        ProbeVerdict::NotYet { observed } => Outcome::fail(
+            format!(
+                "not met in {n} observation(s) in the log: `{}` last gave {observed}",
+                o.command
+            ),
+            observed,
+        ),
     }
 }
 

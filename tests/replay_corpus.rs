@@ -1,0 +1,177 @@
+//! `bootaudit replay` over real serial logs captured by another harness (pexpect), compared with
+//! the ground truth in `../shared/corpus/nixos-serial/annotations.yaml`. A verdict that
+//! contradicts the annotation fails the test; a skip where the annotation has a value is
+//! allowed, counted and printed (docs/replay.md has the table). The corpus is not part of the
+//! repository: without it the test prints a notice and passes.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn corpus() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/nixos-serial");
+    dir.join("annotations.yaml").is_file().then_some(dir)
+}
+
+fn field<'a>(t: &'a serde_yaml_ng::Value, name: &str) -> &'a str {
+    t.get(name).and_then(|v| v.as_str()).unwrap_or("unknown")
+}
+
+/// The verdict the annotation implies for each condition: `Some("pass"|"fail"|"skip")`, or
+/// `None` where it has no value (unknown).
+fn expected(t: &serde_yaml_ng::Value) -> BTreeMap<&'static str, Option<&'static str>> {
+    let pf = |pass: bool| Some(if pass { "pass" } else { "fail" });
+    let mut e = BTreeMap::new();
+    e.insert(
+        "boot.login",
+        match field(t, "boot_reached_login") {
+            "yes" => pf(true),
+            "no" => pf(false),
+            _ => None,
+        },
+    );
+    e.insert(
+        "boot.autologin",
+        match field(t, "autologin") {
+            "nixos" => pf(true),
+            "root" => pf(false),
+            _ => None,
+        },
+    );
+    e.insert(
+        "shell.root",
+        match field(t, "root_escalation") {
+            "ok" => pf(true),
+            "failed" => pf(false),
+            "not-attempted" => Some("skip"),
+            _ => None,
+        },
+    );
+    e.insert(
+        "storage.status",
+        match (field(t, "storage_status"), field(t, "storage_detail")) {
+            ("applied", "auto-applied") => pf(true),
+            ("unknown", _) => None,
+            _ => pf(false),
+        },
+    );
+    for (id, name) in [
+        ("storage.vg-main", "vg_main"),
+        ("storage.lv-slash", "lv_slash_in_main"),
+    ] {
+        e.insert(
+            id,
+            match field(t, name) {
+                "present" => pf(true),
+                "absent" => pf(false),
+                _ => None,
+            },
+        );
+    }
+    e.insert(
+        "net.lan-ipv4",
+        match field(t, "lan_ipv4") {
+            "unknown" => None,
+            "none" => pf(false),
+            _ => pf(true),
+        },
+    );
+    e.insert(
+        "unit.pre-nixos-inactive",
+        match field(t, "pre_nixos_unit_final") {
+            "inactive" => pf(true),
+            "failed" | "active" | "activating" => pf(false),
+            _ => None,
+        },
+    );
+    e
+}
+
+#[test]
+fn replay_agrees_with_annotations() {
+    let Some(dir) = corpus() else {
+        eprintln!("notice: ../shared/corpus/nixos-serial is absent; replay corpus test not run");
+        return;
+    };
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(dir.join("annotations.yaml")).unwrap())
+            .unwrap();
+    let transcripts = doc["transcripts"].as_sequence().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut agree, mut skipped, mut extra) = (0, 0, 0);
+    let mut disagreements = Vec::new();
+    println!(
+        "{:<5} {:<24} {:<8} {:<8} result",
+        "log", "condition", "truth", "replay"
+    );
+    for t in transcripts {
+        let id = field(t, "id");
+        let log = dir.join(field(t, "file"));
+        let out = Command::new(env!("CARGO_BIN_EXE_bootaudit"))
+            .arg("replay")
+            .arg(&log)
+            .arg("--out")
+            .arg(tmp.path().join(id))
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{id}: no JSON report ({e}); stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let status: BTreeMap<String, (String, String)> = report["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["id"].as_str().unwrap().to_string(),
+                    (
+                        c["status"].as_str().unwrap().to_string(),
+                        c["message"].as_str().unwrap_or("").to_string(),
+                    ),
+                )
+            })
+            .collect();
+        for (cond, want) in expected(t) {
+            let (got, message) = &status[cond];
+            let result = match (want, got.as_str()) {
+                (Some(w), g) if w == g => {
+                    agree += 1;
+                    "agree"
+                }
+                (Some("skip"), _) | (Some(_), "pass" | "fail") => {
+                    disagreements.push(format!(
+                        "{id} {cond}: annotation {want:?}, replay {got}: {message}"
+                    ));
+                    "DISAGREE"
+                }
+                (Some(_), _) => {
+                    skipped += 1;
+                    "skip"
+                }
+                (None, "pass" | "fail") => {
+                    extra += 1;
+                    "verdict without truth"
+                }
+                (None, _) => "-",
+            };
+            println!(
+                "{id:<5} {cond:<24} {:<8} {got:<8} {result}",
+                want.unwrap_or("?")
+            );
+        }
+    }
+    println!(
+        "agree {agree}, skipped where the annotation has a value {skipped}, disagree {}, verdicts where the annotation is unknown {extra}",
+        disagreements.len()
+    );
+    assert!(
+        disagreements.is_empty(),
+        "replay contradicts the annotations:\n{}",
+        disagreements.join("\n")
+    );
+}
