@@ -11,20 +11,15 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const BOOT_IDS: &[&str] = &[
-    "boot.console",
-    "boot.login",
-    "boot.autologin",
-    "shell.ready",
-    "shell.root",
-    "storage.tools",
-    "storage.status",
-    "storage.vg-main",
-    "storage.lv-slash",
-    "net.lan-ipv4",
-    "unit.pre-nixos-inactive",
-    "console.lan-announce",
-];
+mod common;
+
+/// The boot-phase conditions of SPEC.md's catalog, in run order.
+fn boot_ids() -> impl Iterator<Item = &'static str> {
+    common::SPEC_IDS
+        .iter()
+        .copied()
+        .skip_while(|id| !id.starts_with("boot."))
+}
 
 /// Build (or take from the cache) every fixture image once per test process.
 fn fixtures() -> &'static BTreeMap<String, PathBuf> {
@@ -142,11 +137,11 @@ fn audit(variant: &str, extra: &[&str]) -> Run {
 /// `(id, blocker)` ones skip blocked by `blocker`.
 fn expect_boot(run: &Run, fail: &[&str], blocked: &[(&str, &str)]) {
     let mut problems = Vec::new();
-    for id in BOOT_IDS {
+    for id in boot_ids() {
         let (status, blocked_by, message) = run.status(id);
-        let want = if fail.contains(id) {
+        let want = if fail.contains(&id) {
             ("fail", None)
-        } else if let Some((_, by)) = blocked.iter().find(|(b, _)| b == id) {
+        } else if let Some((_, by)) = blocked.iter().find(|(b, _)| *b == id) {
             ("skip", Some(by.to_string()))
         } else {
             ("pass", None)
@@ -237,21 +232,7 @@ fn no_serial_console_is_caught_before_booting() {
     let run = audit("no-serial", &[]);
     assert_eq!(run.status("iso.console").0, "fail");
     assert!(message(&run, "iso.console").contains("ttyS0"));
-    let blocked: Vec<(&str, &str)> = vec![
-        ("boot.console", "iso.console"),
-        ("boot.login", "boot.console"),
-        ("boot.autologin", "boot.login"),
-        ("shell.ready", "boot.autologin"),
-        ("shell.root", "shell.ready"),
-        ("storage.tools", "shell.ready"),
-        ("storage.status", "shell.ready"),
-        ("storage.vg-main", "storage.status"),
-        ("storage.lv-slash", "storage.vg-main"),
-        ("net.lan-ipv4", "shell.ready"),
-        ("unit.pre-nixos-inactive", "storage.status"),
-        ("console.lan-announce", "net.lan-ipv4"),
-    ];
-    for (id, by) in blocked {
+    for (id, by) in blocked_from("boot.console") {
         let (status, blocked_by, _) = run.status(id);
         assert_eq!(
             (status.as_str(), blocked_by.as_deref()),
@@ -267,21 +248,7 @@ fn no_serial_console_is_caught_before_booting() {
 #[test]
 fn no_autologin() {
     let run = audit("no-autologin", &[]);
-    expect_boot(
-        &run,
-        &["boot.autologin"],
-        &[
-            ("shell.ready", "boot.autologin"),
-            ("shell.root", "shell.ready"),
-            ("storage.tools", "shell.ready"),
-            ("storage.status", "shell.ready"),
-            ("storage.vg-main", "storage.status"),
-            ("storage.lv-slash", "storage.vg-main"),
-            ("net.lan-ipv4", "shell.ready"),
-            ("unit.pre-nixos-inactive", "storage.status"),
-            ("console.lan-announce", "net.lan-ipv4"),
-        ],
-    );
+    expect_boot(&run, &["boot.autologin"], &blocked_from("shell.ready"));
     assert!(message(&run, "boot.autologin").contains("login prompt"));
 }
 
@@ -392,8 +359,12 @@ fn no_dhcp_lease() {
     );
 }
 
-fn all_blocked_after_login() -> Vec<(&'static str, &'static str)> {
-    vec![
+/// Every boot condition from `first` on, with the prerequisite named in `blocked_by` when the
+/// condition before `first` failed and everything after it is blocked in turn.
+fn blocked_from(first: &str) -> Vec<(&'static str, &'static str)> {
+    const CHAIN: &[(&str, &str)] = &[
+        ("boot.console", "iso.console"),
+        ("boot.login", "boot.console"),
         ("boot.autologin", "boot.login"),
         ("shell.ready", "boot.autologin"),
         ("shell.root", "shell.ready"),
@@ -404,7 +375,16 @@ fn all_blocked_after_login() -> Vec<(&'static str, &'static str)> {
         ("net.lan-ipv4", "shell.ready"),
         ("unit.pre-nixos-inactive", "storage.status"),
         ("console.lan-announce", "net.lan-ipv4"),
-    ]
+    ];
+    CHAIN
+        .iter()
+        .copied()
+        .skip_while(|(id, _)| *id != first)
+        .collect()
+}
+
+fn all_blocked_after_login() -> Vec<(&'static str, &'static str)> {
+    blocked_from("boot.autologin")
 }
 
 #[test]
