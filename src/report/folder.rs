@@ -20,8 +20,6 @@ pub struct FolderReporter {
     normalizer: Normalizer,
     /// How much of the normaliser's text has been written out as lines.
     emitted: usize,
-    /// When the first byte of the pending (incomplete) line arrived.
-    line_started: Option<Millis>,
     current: Option<String>,
     transcripts: BTreeMap<String, String>,
     pub warnings: Vec<String>,
@@ -42,7 +40,6 @@ impl FolderReporter {
             raw_offset: 0,
             normalizer: Normalizer::new(),
             emitted: 0,
-            line_started: None,
             current: None,
             transcripts: BTreeMap::new(),
             warnings: Vec::new(),
@@ -97,17 +94,12 @@ impl FolderReporter {
         }
         let chunk = text[self.emitted..end].to_string();
         self.emitted = end;
-        let stamp = self.line_started.unwrap_or(at);
+        // Stamped when complete, so received and sent lines stay in time order.
         for line in chunk.lines() {
             if !line.trim().is_empty() {
-                self.log_line(stamp, '<', line);
+                self.log_line(at, '<', line);
             }
         }
-        self.line_started = if self.normalizer.text().len() > self.emitted {
-            Some(at)
-        } else {
-            None
-        };
     }
 
     fn note(&mut self, at: Millis, text: &str) {
@@ -191,9 +183,6 @@ impl Reporter for FolderReporter {
                 let stamp = format!("{} {}\n", self.raw_offset, at);
                 self.write(|s| &mut s.timing, "serial.timing", stamp.as_bytes());
                 self.raw_offset += bytes.len() as u64;
-                if self.line_started.is_none() {
-                    self.line_started = Some(*at);
-                }
                 self.normalizer.push(bytes, tokio::time::Instant::now());
                 // The raw console is the evidence: keep it on disk even if we are killed.
                 if let Some(raw) = &mut self.raw {
