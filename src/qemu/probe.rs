@@ -136,6 +136,23 @@ pub fn guest_runs(program: &str, accel: &str, deadline: Duration) -> Result<Gues
 mod tests {
     use super::*;
 
+    /// The probe's positive path, under TCG (KVM does not run guests on these machines): it
+    /// must recognise a finished POST well within the deadline.
+    #[test]
+    fn tcg_guest_finishes_post() {
+        match guest_runs("qemu-system-x86_64", "tcg", Duration::from_secs(10)).unwrap() {
+            GuestProbe::Runs { elapsed } => assert!(elapsed < Duration::from_secs(5), "{elapsed:?}"),
+            other => panic!("SeaBIOS under TCG did not finish POST: {other:?} (is qemu-system-x86 installed? scripts/setup.sh)"),
+        }
+    }
+
+    #[test]
+    fn unknown_accelerator_is_refused() {
+        let probe =
+            guest_runs("qemu-system-x86_64", "nosuchaccel", Duration::from_secs(5)).unwrap();
+        assert!(matches!(probe, GuestProbe::Refused { .. }), "{probe:?}");
+    }
+
     #[test]
     fn parses_version_and_devices() {
         assert_eq!(
