@@ -1,3 +1,5 @@
+//! The `bootaudit` binary: parse the command line, run, exit with SPEC's code.
+
 use clap::Parser;
 
 fn main() {
