@@ -117,7 +117,7 @@ async fn audit(common: CommonArgs, scope: Scope, iso: Option<PathBuf>) -> i32 {
             .unwrap_or_else(|| "image".into()),
         (_, None) => common.flake.clone().unwrap_or_else(|| "image".into()),
     };
-    if let Err(e) = crate::engine::check_ids(&config, &common.only, &common.skip) {
+    if let Err(e) = crate::engine::validate(&config, &common.only, &common.skip) {
         eprintln!("bootaudit: {e}");
         return exit_codes::USAGE;
     }

@@ -690,6 +690,34 @@ fn only_unknown_condition_is_exit_2() {
 }
 
 #[test]
+fn unknown_builtin_in_a_catalog_is_exit_2_before_any_report() {
+    let tmp = tempdir();
+    let catalog = tmp.path().join("extra.yaml");
+    std::fs::write(
+        &catalog,
+        "conditions:\n  - id: host.frobnicator\n    phase: host\n    check: builtin\n    passes_when: the frobnicator works\n",
+    )
+    .unwrap();
+    let profile_text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/pre-nixos.yaml"),
+    )
+    .unwrap()
+    .replace("checks: [pre-nixos]", "checks: [pre-nixos, ./extra.yaml]");
+    let profile = tmp.path().join("profile.yaml");
+    std::fs::write(&profile, profile_text).unwrap();
+    let out = tmp.path().join("out");
+    let mut cmd = bootaudit(["check", "host", "--profile"]);
+    cmd.arg(&profile)
+        .arg("--out")
+        .arg(&out)
+        .current_dir(tmp.path());
+    let run = run_expect(cmd, QUICK_LIMIT, 2);
+    assert!(run.stderr.contains("host.frobnicator"), "{}", run.stderr);
+    assert!(run.stderr.contains("builtin"), "{}", run.stderr);
+    assert!(!out.exists(), "no half-made report folder");
+}
+
+#[test]
 fn timeout_scale_zero_is_exit_2() {
     let tmp = tempdir();
     let mut cmd = bootaudit(["check", "host", "--timeout-scale", "0", "--out"]);

@@ -97,13 +97,24 @@ pub struct Engine {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// Are the ids of --only/--skip in the catalog? Checked before anything is written.
-pub fn check_ids(config: &Config, only: &[String], skip: &[String]) -> Result<(), UsageError> {
+/// What only the engine can check of a configuration: the ids of --only/--skip exist, and every
+/// `builtin` condition has code. Called before anything is written.
+pub fn validate(config: &Config, only: &[String], skip: &[String]) -> Result<(), UsageError> {
     for id in only.iter().chain(skip) {
         if config.condition(id).is_none() {
             return Err(UsageError(format!(
                 "unknown condition `{id}` in --only/--skip — `bootaudit list --profile {}` shows the ids",
                 config.profile.name
+            )));
+        }
+    }
+    for def in &config.conditions {
+        if matches!(def.check(), Ok(CheckDef::Builtin)) && !phases::is_builtin(&def.id) {
+            return Err(UsageError(format!(
+                "{}: condition `{}` is declared `check: builtin`, but bootaudit has no builtin check of that name (builtins: {})",
+                config.profile_source.name,
+                def.id,
+                phases::BUILTIN_IDS.join(", ")
             )));
         }
     }
@@ -117,17 +128,7 @@ impl Engine {
         fanout: Fanout,
         cancel: Cancel,
     ) -> Result<Engine, UsageError> {
-        check_ids(&config, &opts.only, &opts.skip)?;
-        for def in &config.conditions {
-            if matches!(def.check(), Ok(CheckDef::Builtin)) && !phases::is_builtin(&def.id) {
-                return Err(UsageError(format!(
-                    "{}: condition `{}` is declared `check: builtin`, but bootaudit has no builtin check of that name (builtins: {})",
-                    config.profile_source.name,
-                    def.id,
-                    phases::BUILTIN_IDS.join(", ")
-                )));
-            }
-        }
+        validate(&config, &opts.only, &opts.skip)?;
         let (in_scope, selected) = scope_and_selection(&config, &opts);
         Ok(Engine {
             config,

@@ -38,7 +38,7 @@ pub async fn run(args: ReplayArgs) -> i32 {
             return exit_codes::USAGE;
         }
     };
-    if let Err(e) = crate::engine::check_ids(&config, &common.only, &common.skip) {
+    if let Err(e) = crate::engine::validate(&config, &common.only, &common.skip) {
         eprintln!("bootaudit: {e}");
         return exit_codes::USAGE;
     }
