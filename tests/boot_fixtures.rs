@@ -271,18 +271,17 @@ fn sudo_asking_for_a_password() {
     assert_replay_agrees(&run);
 }
 
+/// What a failed storage.status blocks.
+const AFTER_STORAGE_STATUS: &[(&str, &str)] = &[
+    ("storage.vg-main", "storage.status"),
+    ("storage.lv-slash", "storage.vg-main"),
+    ("unit.pre-nixos-inactive", "storage.status"),
+];
+
 #[test]
 fn provisioning_failed() {
     let run = audit("provision-failed", &[]);
-    expect_boot(
-        &run,
-        &["storage.status"],
-        &[
-            ("storage.vg-main", "storage.status"),
-            ("storage.lv-slash", "storage.vg-main"),
-            ("unit.pre-nixos-inactive", "storage.status"),
-        ],
-    );
+    expect_boot(&run, &["storage.status"], AFTER_STORAGE_STATUS);
     let diag = run.out.path().join("diagnostics/storage.status");
     assert!(
         diag.join("pre-nixos-journal.txt").exists(),
@@ -295,15 +294,7 @@ fn provisioning_failed() {
 fn provisioning_hangs() {
     // A shorter wait keeps the test quick; the verdict is the same at any timeout.
     let run = audit_with_timeouts("provision-hang", &[("storage.status", "25s")]);
-    expect_boot(
-        &run,
-        &["storage.status"],
-        &[
-            ("storage.vg-main", "storage.status"),
-            ("storage.lv-slash", "storage.vg-main"),
-            ("unit.pre-nixos-inactive", "storage.status"),
-        ],
-    );
+    expect_boot(&run, &["storage.status"], AFTER_STORAGE_STATUS);
     assert!(
         message(&run, "storage.status").contains("activating"),
         "{}",
