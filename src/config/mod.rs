@@ -374,6 +374,44 @@ mod tests {
     }
 
     #[test]
+    fn default_signatures_catch_what_real_consoles_print() {
+        let config = load("pre-nixos").unwrap();
+        let p = &config.profile;
+        let hit = |line: &str| -> Vec<String> {
+            p.failure_signatures
+                .iter()
+                .filter(|s| s.pattern.resolve(&p.vars).unwrap().is_match(line))
+                .map(|s| s.name.clone())
+                .collect()
+        };
+        assert_eq!(
+            hit("[   37.59] Kernel panic - not syncing: VFS: Unable to mount root fs"),
+            ["kernel panic"]
+        );
+        assert_eq!(
+            hit("You are in emergency mode. After logging in, type \"journalctl -xb\""),
+            ["emergency mode"]
+        );
+        assert_eq!(
+            hit("ALERT!  /dev/disk/by-label/x does not exist.  Dropping to a shell!"),
+            ["emergency mode"]
+        );
+        // systemd truncates unit names to the console width.
+        assert_eq!(
+            hit("[FAILED] Failed to start pre-nixos.… - Pre-NixOS storage provisioning."),
+            ["pre-nixos unit failed"]
+        );
+        assert_eq!(
+            hit("[FAILED] Failed to start Pre-NixOS setup."),
+            ["pre-nixos unit failed"]
+        );
+        assert!(hit("[  OK  ] Finished pre-nixos.service - Pre-NixOS setup.").is_empty());
+        assert!(
+            hit("[FAILED] Failed to start ssh.service - OpenBSD Secure Shell server.").is_empty()
+        );
+    }
+
+    #[test]
     fn unknown_profile_name_lists_embedded() {
         let err = load("nope").unwrap_err();
         assert!(err.message.contains("pre-nixos"), "{err}");
