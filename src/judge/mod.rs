@@ -132,10 +132,22 @@ pub fn summarise(output: &str) -> String {
     }
 }
 
-/// The autologin line agetty prints (`host login: nixos (automatic login)`): the user.
+/// What agetty prints for an automatic login (`host login: nixos (automatic login)`); group 1
+/// is the user. The one definition for live dialogues and replay.
+pub fn autologin_pattern() -> &'static Regex {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"(\S+) \(automatic login\)").expect("static regex"))
+}
+
+/// A login prompt (`host login: `).
+pub fn login_prompt_pattern() -> &'static Regex {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"(?m)\S*\s?login: ?").expect("static regex"))
+}
+
+/// The automatically logged-in user, if the text shows an automatic login.
 pub fn autologin_user(text: &str) -> Option<String> {
-    let re = Regex::new(r"(\S+) \(automatic login\)").expect("static regex");
-    re.captures(text).map(|c| c[1].to_string())
+    autologin_pattern().captures(text).map(|c| c[1].to_string())
 }
 
 #[cfg(test)]

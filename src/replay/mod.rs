@@ -19,10 +19,11 @@ use crate::dialogue::shell_quote;
 use crate::engine::events::{Event, Fanout};
 use crate::engine::{Engine, RunOptions, Scope};
 use crate::exit_codes;
-use crate::judge::{autologin_user, ProbeJudge, ProbeVerdict};
+use crate::judge::{
+    autologin_pattern, autologin_user, login_prompt_pattern, ProbeJudge, ProbeVerdict,
+};
 use crate::model::Outcome;
 use bootaudit_console::{announced_commands, frame_with_token, Console, NoiseFilter, SignatureHit};
-use regex::Regex;
 use std::path::Path;
 
 pub async fn run(args: ReplayArgs) -> i32 {
@@ -202,9 +203,12 @@ fn judge_condition(engine: &Engine, rec: &Recording, def: &ConditionDef) -> Outc
                 None => not_observed(),
             },
             "boot.login" => {
-                let re =
-                    Regex::new(r"(\S+) \(automatic login\)|\S*\s?login: ?").expect("static regex");
-                match re.find(&rec.text) {
+                // The earliest of an automatic login or a prompt, as the live dialogue sees it.
+                let seen = [autologin_pattern(), login_prompt_pattern()]
+                    .into_iter()
+                    .filter_map(|re| re.find(&rec.text))
+                    .min_by_key(|m| m.start());
+                match seen {
                     Some(m) => Outcome::pass(
                         "the log shows a login prompt",
                         m.as_str().trim().to_string(),

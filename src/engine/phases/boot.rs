@@ -8,7 +8,9 @@ use crate::config::{CheckDef, ConditionDef, RunAs};
 use crate::dialogue::{console_rules, last_lines, Dialogue, WaitError};
 use crate::engine::events::{Event, Fanout};
 use crate::engine::Engine;
-use crate::judge::{autologin_user, ProbeJudge, ProbeVerdict};
+use crate::judge::{
+    autologin_pattern, autologin_user, login_prompt_pattern, ProbeJudge, ProbeVerdict,
+};
 use crate::model::{Outcome, Status};
 use crate::qemu::{args, process::QemuProcess, qmp::Qmp, workspace::Workspace};
 use bootaudit_console::{Console, ConsoleEvent, FnSink};
@@ -354,10 +356,7 @@ async fn boot_console(
 }
 
 fn login_patterns() -> [Regex; 2] {
-    [
-        Regex::new(r"(\S+) \(automatic login\)").expect("static regex"),
-        Regex::new(r"(?m)\S*\s?login: ?").expect("static regex"),
-    ]
+    [autologin_pattern().clone(), login_prompt_pattern().clone()]
 }
 
 async fn boot_login(
@@ -452,8 +451,8 @@ async fn boot_autologin(
         .get("user")
         .cloned()
         .unwrap_or_else(|| "nixos".into());
-    let auto = Regex::new(r"(\S+) \(automatic login\)").expect("static regex");
-    let login = Regex::new(r"login: ?").expect("static regex");
+    let auto = autologin_pattern().clone();
+    let login = login_prompt_pattern().clone();
     // agetty may print "(automatic login)" in a later chunk than "login: ".
     let grace = (Instant::now() + AUTOLOGIN_GRACE).min(deadline);
     let m = match s.dialogue.expect(std::slice::from_ref(&auto), grace).await {
