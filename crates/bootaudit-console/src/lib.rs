@@ -7,11 +7,13 @@
 //!   chardev socket or a recorded log), with deadlines, failure signatures and a raw event sink.
 //! - [`framing`]: wrap a shell command in markers its echo can never match, and parse its output
 //!   and exit code back, tolerating console messages that land in the middle.
+//! - [`log_lines`]: a recorded log as numbered normalised lines, streamed (flat memory).
 //!
 //! Design notes: `docs/console.md`.
 
 pub mod engine;
 pub mod framing;
+pub mod log_lines;
 pub mod normalize;
 pub mod transcript;
 
@@ -21,7 +23,8 @@ pub use engine::{
 };
 pub use framing::{
     announced_commands, frame, frame_with_token, fresh_token, parse_between, FrameError, Framed,
-    FramedOutput, NoiseFilter,
+    FramedOutput, NoiseFilter, MARKER_PREFIX,
 };
+pub use log_lines::{for_each_line, LogStats};
 pub use normalize::Normalizer;
 pub use transcript::{Match, Transcript};

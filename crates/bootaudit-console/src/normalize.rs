@@ -177,6 +177,35 @@ impl Normalizer {
         &self.text
     }
 
+    /// Move the text produced so far out, up to and including its last `\n` (all of it with
+    /// `all`), appending it to `out`; the current unfinished line stays, so a later backspace
+    /// still erases within it. For readers that keep no history (replay streams a log of any
+    /// size through here): offsets of [`text`] and [`time_at`] restart at the remaining text.
+    ///
+    /// [`text`]: Normalizer::text
+    /// [`time_at`]: Normalizer::time_at
+    pub fn take_lines(&mut self, out: &mut String, all: bool) {
+        let cut = if all {
+            self.text.len()
+        } else {
+            match self.text.rfind('\n') {
+                Some(i) => i + 1,
+                None => return,
+            }
+        };
+        out.push_str(&self.text[..cut]);
+        self.text.drain(..cut);
+        // Keep the entry covering the cut (rebased to 0) and every later one.
+        let keep_from = self
+            .times
+            .partition_point(|(o, _)| *o as usize <= cut)
+            .saturating_sub(1);
+        self.times.drain(..keep_from);
+        for (i, (o, _)) in self.times.iter_mut().enumerate() {
+            *o = if i == 0 { 0 } else { *o - cut as u32 };
+        }
+    }
+
     /// Arrival time of the chunk that produced the character at byte `offset` of [`text`]
     /// (the last chunk's time for `offset == text().len()`); `None` before any input.
     ///
@@ -509,6 +538,24 @@ fn dec_graphic(b: u8) -> char {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn taking_lines_as_they_complete_gives_the_same_text() {
+        let input: &[u8] = b"a\x1b[1mb\r\r\nab\x08c\rd\n\x1b]0;t\x07e\xe2\x94";
+        let whole = norm(input);
+        for cut in 0..input.len() {
+            let mut n = Normalizer::new();
+            let t = Instant::now();
+            let mut got = String::new();
+            n.push(&input[..cut], t);
+            n.take_lines(&mut got, false);
+            n.push(&input[cut..], t);
+            n.finish();
+            n.take_lines(&mut got, true);
+            assert_eq!(got, whole, "cut at {cut}");
+            assert!(n.text().is_empty());
+        }
+    }
 
     fn norm(b: &[u8]) -> String {
         Normalizer::normalize_all(b)
