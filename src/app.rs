@@ -1,7 +1,7 @@
 //! From parsed command line to exit code: load the profile, prepare the report folder, wire the
 //! reporters, run the engine, print the machine output. Errors map to SPEC's exit codes.
 
-use crate::cli::{CheckPhase, Cli, Command, CommonArgs, Format, ListArgs};
+use crate::cli::{CheckPhase, Cli, Command, CommonArgs, Format};
 use crate::engine::events::{Fanout, Reporter};
 use crate::engine::{Engine, RunOptions, Scope};
 use crate::exit_codes;
@@ -32,7 +32,7 @@ pub fn main(cli: Cli) -> i32 {
                     CheckPhase::Iso(a) => audit(a.common, Scope::Phase(Phase::Iso), a.iso).await,
                 },
                 Command::Replay(a) => crate::replay::run(a).await,
-                Command::List(a) => list(a),
+                Command::List(a) => crate::list::run(a),
             }
         })
     }));
@@ -85,10 +85,11 @@ pub fn load_config(profile: &str) -> Result<crate::config::Config, i32> {
 pub fn reporters(
     out: Option<PathBuf>,
     default_name: &str,
+    console_files: bool,
 ) -> Result<(PathBuf, Vec<Box<dyn Reporter + Send>>), i32> {
     let is_default = out.is_none();
     let dir = out.unwrap_or_else(|| default_out_dir(default_name));
-    let folder = FolderReporter::create(&dir).map_err(|e| {
+    let folder = FolderReporter::create(&dir, console_files).map_err(|e| {
         eprintln!(
             "bootaudit: cannot create the report folder {}: {e} — choose another with --out",
             dir.display()
@@ -122,7 +123,7 @@ async fn audit(common: CommonArgs, scope: Scope, iso: Option<PathBuf>) -> i32 {
         return exit_codes::USAGE;
     }
     let cancel = Cancel::new();
-    let (out_dir, reporters) = match reporters(common.out.clone(), &name) {
+    let (out_dir, reporters) = match reporters(common.out.clone(), &name, true) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -157,41 +158,4 @@ pub fn print_stdout(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}").and_then(|_| out.flush());
-}
-
-fn list(args: ListArgs) -> i32 {
-    let config = match load_config(&args.profile) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    if args.format == Format::Json {
-        let items: Vec<serde_json::Value> = config
-            .conditions
-            .iter()
-            .map(|c| serde_json::json!({"id": c.id, "phase": c.phase, "requires": c.requires, "passes_when": c.describe(&config.profile.vars)}))
-            .collect();
-        print_stdout(&serde_json::to_string_pretty(&items).expect("list serialises"));
-    } else {
-        let mut text = String::new();
-        for c in &config.conditions {
-            let selected = if config.profile_selects(&c.id) {
-                " "
-            } else {
-                "-"
-            };
-            let req = if c.requires.is_empty() {
-                String::new()
-            } else {
-                format!("  (requires {})", c.requires.join(", "))
-            };
-            text.push_str(&format!(
-                "{selected}{:<5} {:<26} {}{req}\n",
-                c.phase.as_str(),
-                c.id,
-                c.describe(&config.profile.vars)
-            ));
-        }
-        print_stdout(text.trim_end());
-    }
-    exit_codes::PASS
 }

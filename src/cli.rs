@@ -26,7 +26,7 @@ pub enum Command {
     },
     /// Judge a captured serial log offline against the same checks.
     Replay(ReplayArgs),
-    /// List the conditions of a profile, in run order.
+    /// List the conditions of a profile, in run order; with ids, how each is checked.
     List(ListArgs),
 }
 
@@ -109,6 +109,8 @@ pub struct ReplayArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
+    /// Show how these conditions are checked (command, patterns, waits, replay forms).
+    pub ids: Vec<String>,
     #[arg(long, default_value = "pre-nixos")]
     pub profile: String,
     #[arg(long, value_enum, default_value_t = Format::Human)]

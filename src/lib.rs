@@ -9,6 +9,7 @@ pub mod dialogue;
 pub mod engine;
 pub mod exit_codes;
 pub mod judge;
+pub mod list;
 pub mod model;
 pub mod qemu;
 pub mod replay;

@@ -97,6 +97,8 @@ pub struct Outcome {
     /// The failure has its own explanation (a failure signature's line): the condition's
     /// generic hint would mislead.
     pub suppress_hint: bool,
+    /// Replay: the line of the log where the evidence is.
+    pub log_line: Option<u64>,
 }
 
 /// What a skip means for the verdict and for dependents.
@@ -122,6 +124,7 @@ impl Outcome {
             warnings: Vec::new(),
             skip_kind: SkipKind::Counts,
             suppress_hint: false,
+            log_line: None,
         }
     }
     pub fn pass(message: impl Into<String>, evidence: impl Into<String>) -> Self {
@@ -192,6 +195,9 @@ pub struct ConditionReport {
     /// Relative path of the condition's transcript in the report folder.
     pub transcript: Option<String>,
     pub blocked_by: Option<String>,
+    /// Replay: the line of the replayed log where the evidence is (1-based raw line number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_line: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// Relative paths of diagnostics collected when the condition failed.
@@ -226,6 +232,9 @@ pub struct Report {
     pub accel: Option<String>,
     pub started_at: String,
     pub duration_ms: u64,
+    /// `bootaudit replay`: the log that was judged (path as given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replayed_log: Option<String>,
     pub conditions: Vec<ConditionReport>,
 }
 
@@ -265,6 +274,7 @@ mod tests {
             duration_ms: 0,
             transcript: None,
             blocked_by: None,
+            log_line: None,
             warnings: vec![],
             diagnostics: vec![],
             skip_kind: SkipKind::Counts,

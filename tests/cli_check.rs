@@ -732,12 +732,156 @@ fn timeout_scale_zero_is_exit_2() {
 #[test]
 fn list_shows_the_spec_ids_in_spec_order() {
     let run = run_expect(bootaudit(["list"]), QUICK_LIMIT, 0);
+    // Condition rows: a mark column, then the phase and the id.
     let ids: Vec<&str> = run
         .stdout
         .lines()
+        .filter(|l| ["host", "virt", "iso", "boot"].contains(&l.get(1..6).unwrap_or("").trim()))
         .filter_map(|l| l.split_whitespace().nth(1))
         .collect();
     assert_eq!(ids, SPEC_IDS, "bootaudit list:\n{}", run.stdout);
+}
+
+#[test]
+fn list_of_an_id_shows_how_it_is_checked() {
+    let run = run_expect(bootaudit(["list", "storage.vg-main"]), QUICK_LIMIT, 0);
+    for what in [
+        "vgs --noheadings -o vg_name",
+        "root, through sudo -n",
+        "storage.status",
+        "lvm",
+    ] {
+        assert!(
+            run.stdout.contains(what),
+            "`{what}` missing:\n{}",
+            run.stdout
+        );
+    }
+    let run = run_expect(bootaudit(["list", "no.such"]), QUICK_LIMIT, 2);
+    assert!(run.stderr.contains("no.such"), "{}", run.stderr);
+}
+
+// =============================================================================================
+// 6. checks written by a user, and replay of logs
+
+/// A profile using the embedded catalog plus `extra` (written as extra.yaml beside it).
+fn profile_with_catalog(tmp: &Path, extra: &str) -> PathBuf {
+    std::fs::write(tmp.join("extra.yaml"), extra).unwrap();
+    let profile = tmp.join("profile.yaml");
+    std::fs::write(
+        &profile,
+        profile_text()
+            .replace("checks: [pre-nixos]", "checks: [pre-nixos, ./extra.yaml]")
+            .replace("  iface: lan\n", "  iface: lan\n  host: pre-nixos-box\n"),
+    )
+    .unwrap();
+    profile
+}
+
+const HOSTNAME_CHECK: &str = "conditions:
+  - id: net.hostname
+    phase: boot
+    requires: [shell.ready]
+    passes_when: the guest is called {host}
+    check: probe
+    run: hostname
+    pass: ['(?m)^(?P<name>{host})$']
+    replay:
+      - command: 'hostname|cat /etc/hostname'
+        lines: '[\\w.-]+'
+        max_lines: 1
+";
+
+#[test]
+fn a_check_written_in_yaml_is_listed_and_replayed() {
+    let tmp = tempdir();
+    let profile = profile_with_catalog(tmp.path(), HOSTNAME_CHECK);
+    let run = run_expect(
+        bootaudit([
+            "list",
+            "net.hostname",
+            "--profile",
+            profile.to_str().unwrap(),
+        ]),
+        QUICK_LIMIT,
+        0,
+    );
+    assert!(
+        run.stdout.contains("the guest is called pre-nixos-box"),
+        "{}",
+        run.stdout
+    );
+    let log = tmp.path().join("console.log");
+    std::fs::write(
+        &log,
+        "nixos login: nixos (automatic login)\r\r\n\x1b[1;32m[nixos@box:~]$\x1b[0m cat /etc/hostname\r\npre-nixos-box\r\n\x1b[1;32m[nixos@box:~]$\x1b[0m ",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let mut cmd = bootaudit(["replay"]);
+    cmd.arg(&log)
+        .args(["--only", "net.hostname", "--format", "json", "--profile"])
+        .arg(&profile)
+        .arg("--out")
+        .arg(&out);
+    let run = run_expect(cmd, QUICK_LIMIT, 0);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let c = report["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "net.hostname")
+        .expect("net.hostname in the report")
+        .clone();
+    assert_eq!(c["status"], "pass", "{c}");
+    assert_eq!(c["evidence"], "name=pre-nixos-box", "{c}");
+    assert_eq!(c["log_line"], 2, "{c}");
+    let transcript = std::fs::read_to_string(out.join("conditions/net.hostname.log")).unwrap();
+    assert!(transcript.contains("3: pre-nixos-box"), "{transcript}");
+    assert!(
+        !out.join("serial.raw").exists(),
+        "a replay does not copy the log"
+    );
+}
+
+#[test]
+fn a_replay_form_naming_an_unknown_capture_is_exit_2_with_location() {
+    let tmp = tempdir();
+    let broken = HOSTNAME_CHECK.replace("max_lines: 1", "judge_as: '{nmae}'");
+    let profile = profile_with_catalog(tmp.path(), &broken);
+    let stderr = host_with_profile_exit_2(tmp.path(), profile.to_str().unwrap());
+    let catalog = tmp.path().join("./extra.yaml");
+    let line = line_of(&broken, "{nmae}");
+    let col = broken.lines().nth(line - 1).unwrap().find("{nmae").unwrap() + 1;
+    assert_location(&stderr, &catalog, line, &[col]);
+    assert!(stderr.contains("nmae"), "{stderr}");
+}
+
+#[test]
+fn a_replay_form_with_both_command_and_from_is_exit_2() {
+    let tmp = tempdir();
+    let broken = HOSTNAME_CHECK.replace("max_lines: 1", "from: escalation");
+    let profile = profile_with_catalog(tmp.path(), &broken);
+    let stderr = host_with_profile_exit_2(tmp.path(), profile.to_str().unwrap());
+    assert!(stderr.contains("extra.yaml:2:"), "{stderr}");
+    assert!(stderr.contains("not both"), "{stderr}");
+}
+
+#[test]
+fn replay_of_a_missing_log_or_a_folder_is_exit_2() {
+    let tmp = tempdir();
+    for path in [tmp.path().join("nope.log"), tmp.path().to_path_buf()] {
+        let out = tmp.path().join("out");
+        let mut cmd = bootaudit(["replay"]);
+        cmd.arg(&path).arg("--out").arg(&out);
+        let run = run_expect(cmd, QUICK_LIMIT, 2);
+        assert!(
+            run.stderr.contains(path.to_str().unwrap()),
+            "{}",
+            run.stderr
+        );
+        assert!(!out.exists(), "no report folder for a bad path");
+    }
 }
 
 #[test]

@@ -64,8 +64,135 @@ pub struct ConditionDef {
     /// Capture group 1 of this pattern is the evidence (default: the output's lines).
     pub evidence: Option<PatternSrc>,
 
+    /// The catalog file it comes from (set when loading).
+    #[serde(skip)]
+    pub source: String,
+
+    /// How a log captured by another harness shows this probe (`bootaudit replay`).
+    #[serde(default)]
+    pub replay: Vec<ReplayForm>,
+
     // watch fields
     pub pattern: Option<PatternSrc>,
+}
+
+/// One way a foreign log (another harness's transcript, no bootaudit frames) can show a probe:
+/// which command, what its output must look like, and how to put that output in the live
+/// probe's words so the condition's own judge decides. Semantics in docs/replay.md.
+///
+/// Patterns here match a whole line or command (they are anchored); `{var}` is a profile
+/// variable; in `each_line` and `judge_as`, `{name}` is a named capture first.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayForm {
+    /// The command, after the reader took off what does not change its output (`sudo`,
+    /// `VAR=value`, `sh -c '…'`, `2>/dev/null`, `2>&1`, `|| true`, `| cat`, a final `;`).
+    pub command: Option<PatternSrc>,
+    /// Instead of a command, something the reader itself recognises in the dialogue.
+    pub from: Option<ReaderEvidence>,
+    /// Who must have run the command for the output to count.
+    #[serde(default)]
+    pub ran_as: RanAs,
+    /// Any output line matching one of these makes the exchange no observation.
+    #[serde(default)]
+    pub reject: Vec<PatternSrc>,
+    /// Output lines set aside before the shape is checked (headings, warnings).
+    #[serde(default)]
+    pub ignore: Vec<PatternSrc>,
+    /// The first output line must match.
+    pub first_line: Option<PatternSrc>,
+    /// Every output line must match (the output's shape).
+    pub lines: Option<PatternSrc>,
+    /// Each must match some output line; named captures feed `judge_as`.
+    #[serde(default)]
+    pub find: Vec<PatternSrc>,
+    /// At most this many output lines.
+    pub max_lines: Option<usize>,
+    /// An empty output is an observation too (a file that is still empty).
+    #[serde(default)]
+    pub empty: bool,
+    /// Each output line rewritten (captures of `lines`), e.g. `  {lv} {vg}`.
+    pub each_line: Option<String>,
+    /// The judge's input made from the captures, e.g. `ActiveState={state}`.
+    pub judge_as: Option<String>,
+    /// The form counts only in a log with a line matching this (unanchored), e.g. proof that a
+    /// unit is loaded where `systemctl is-active` would print `inactive` for a missing one too.
+    pub log_shows: Option<PatternSrc>,
+}
+
+/// Evidence the foreign-log reader finds in the dialogue itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReaderEvidence {
+    /// `sudo -i` / `sudo su -` / `su -` and what followed: a root prompt or uid (`0`, or the
+    /// uid shown), or the refusal (a password prompt, "not in the sudoers file").
+    Escalation,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RanAs {
+    /// Whoever ran it.
+    #[default]
+    Anyone,
+    /// Root: typed with `sudo`, or in a shell the log shows to be root.
+    Root,
+    /// Typed with `sudo` (a root shell does not count: the condition is about sudo itself).
+    Sudo,
+}
+
+impl ReplayForm {
+    /// What is inconsistent about the fields.
+    pub fn check(&self) -> Result<(), String> {
+        match (&self.command, self.from) {
+            (None, None) => {
+                return Err("a replay form needs `command` (or `from: escalation`)".into())
+            }
+            (Some(_), Some(_)) => {
+                return Err("a replay form takes `command` or `from`, not both".into())
+            }
+            (None, Some(_)) => {
+                let shape = self.lines.is_some()
+                    || self.first_line.is_some()
+                    || !self.find.is_empty()
+                    || !self.ignore.is_empty()
+                    || !self.reject.is_empty()
+                    || self.each_line.is_some()
+                    || self.judge_as.is_some()
+                    || self.max_lines.is_some()
+                    || self.empty
+                    || self.ran_as != RanAs::Anyone;
+                if shape {
+                    return Err("`from` takes no output fields: the reader knows the output".into());
+                }
+            }
+            (Some(_), None) => {}
+        }
+        if self.each_line.is_some() && self.lines.is_none() {
+            return Err(
+                "`each_line` rewrites with the captures of `lines`: give `lines` too".into(),
+            );
+        }
+        if self.each_line.is_some() && self.judge_as.is_some() {
+            return Err("use `each_line` or `judge_as`, not both".into());
+        }
+        Ok(())
+    }
+
+    /// The capture names a template may use.
+    pub fn capture_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for p in self
+            .command
+            .iter()
+            .chain(&self.first_line)
+            .chain(&self.lines)
+            .chain(&self.find)
+        {
+            names.extend(p.group_names());
+        }
+        names
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -110,10 +237,11 @@ impl ConditionDef {
             || self.exit_code.is_some()
             || self.poll.is_some()
             || self.evidence.is_some()
-            || self.run_as != RunAs::User;
+            || self.run_as != RunAs::User
+            || !self.replay.is_empty();
         match self.check {
             CheckKind::Builtin if probe_fields || self.pattern.is_some() => {
-                Err("a builtin check takes no run/pass/fail_fast/exit_code/poll/evidence/pattern fields".into())
+                Err("a builtin check takes no run/pass/fail_fast/exit_code/poll/evidence/replay/pattern fields".into())
             }
             CheckKind::Builtin => Ok(CheckDef::Builtin),
             CheckKind::Watch => match (&self.pattern, probe_fields) {
@@ -128,6 +256,9 @@ impl ConditionDef {
                 }
                 if self.pass.is_empty() && self.exit_code.is_none() {
                     return Err("a probe needs `pass` patterns or an `exit_code`: otherwise it could never fail".into());
+                }
+                for form in &self.replay {
+                    form.check()?;
                 }
                 Ok(CheckDef::Probe(ProbeDef {
                     run,

@@ -65,6 +65,31 @@ impl Source {
     }
 }
 
+impl Source {
+    /// An error at the first `needle` after the first `anchor` (a field inside one condition).
+    fn error_after(&self, anchor: &str, needle: &str, message: String) -> ConfigError {
+        let from = self.text.find(anchor).unwrap_or(0);
+        let (line, column) = match locate(&self.text[from..], needle) {
+            Some((l, c)) => {
+                let base = self.text[..from].matches('\n').count();
+                let col = if l == 1 {
+                    c + from - self.text[..from].rfind('\n').map(|i| i + 1).unwrap_or(0)
+                } else {
+                    c
+                };
+                (Some(base + l), Some(col))
+            }
+            None => locate(&self.text, anchor).unzip(),
+        };
+        ConfigError {
+            file: self.name.clone(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
 /// First position of `needle` in `text`, 1-based.
 fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
     let at = text.find(needle)?;
@@ -122,6 +147,17 @@ impl Config {
         self.conditions.iter().find(|c| c.id == id)
     }
 
+    /// A boot condition's wait before TCG and --timeout-scale: the profile's
+    /// `timeouts.conditions`, else the catalog's `timeout`, else the profile default.
+    pub fn base_timeout(&self, def: &ConditionDef) -> units::Span {
+        let t = &self.profile.timeouts;
+        t.conditions
+            .get(&def.id)
+            .copied()
+            .or(def.timeout)
+            .unwrap_or(t.default)
+    }
+
     /// Is this condition selected by the profile?
     pub fn profile_selects(&self, id: &str) -> bool {
         self.profile.select.is_empty() || self.profile.select.iter().any(|s| s == id)
@@ -148,7 +184,8 @@ pub fn load(profile_arg: &str) -> Result<Config, ConfigError> {
             _ => read_source(reference, EMBEDDED_CATALOGS, "catalog")?,
         };
         let catalog: Catalog = parse_yaml(&catalog_src)?;
-        for def in catalog.conditions {
+        for mut def in catalog.conditions {
+            def.source = catalog_src.name.clone();
             if let Some(first) = seen.insert(def.id.clone(), catalog_src.name.clone()) {
                 return Err(catalog_src.error_at(
                     &format!("id: {}", def.id),
@@ -158,7 +195,7 @@ pub fn load(profile_arg: &str) -> Result<Config, ConfigError> {
                     ),
                 ));
             }
-            validate_condition(&catalog_src, &def, &conditions)?;
+            validate_condition(&catalog_src, &def, &conditions, &profile.vars)?;
             conditions.push(def);
         }
     }
@@ -215,6 +252,7 @@ fn validate_condition(
     src: &Source,
     def: &ConditionDef,
     earlier: &[ConditionDef],
+    vars: &std::collections::BTreeMap<String, String>,
 ) -> Result<(), ConfigError> {
     for req in &def.requires {
         match earlier.iter().find(|c| &c.id == req) {
@@ -236,12 +274,61 @@ fn validate_condition(
             _ => {}
         }
     }
-    def.check().map(|_| ()).map_err(|e| {
+    def.check().map_err(|e| {
         src.error_at(
             &format!("id: {}", def.id),
             format!("condition `{}`: {e}", def.id),
         )
-    })
+    })?;
+    // Every placeholder must resolve now, not in the middle of a boot.
+    let anchor = format!("id: {}", def.id);
+    let unknown = |text: &str, known: &dyn Fn(&str) -> bool, what: &str| {
+        match pattern::placeholders(text).into_iter().find(|n| !known(n)) {
+            Some(name) => Err(src.error_after(
+                &anchor,
+                &format!("{{{name}"),
+                format!("condition `{}`: unknown {what} `{{{name}}}` — {}", def.id, if what == "variable" {
+                    "define it under `vars:` in the profile".to_string()
+                } else {
+                    "name a capture group `(?P<name>…)` of the form's patterns, or a profile variable".to_string()
+                }),
+            )),
+            None => Ok(()),
+        }
+    };
+    let is_var = |n: &str| vars.contains_key(n);
+    let mut texts: Vec<&str> = vec![&def.passes_when];
+    texts.extend(def.run.as_deref());
+    let patterns = def
+        .pass
+        .iter()
+        .chain(&def.fail_fast)
+        .chain(&def.evidence)
+        .chain(&def.pattern);
+    texts.extend(patterns.map(|p| p.0.as_str()));
+    for form in &def.replay {
+        let patterns = form
+            .command
+            .iter()
+            .chain(&form.reject)
+            .chain(&form.ignore)
+            .chain(&form.first_line)
+            .chain(&form.lines)
+            .chain(&form.find)
+            .chain(&form.log_shows);
+        texts.extend(patterns.map(|p| p.0.as_str()));
+    }
+    for text in texts {
+        unknown(text, &is_var, "variable")?;
+    }
+    for form in &def.replay {
+        let captures = form.capture_names();
+        let known = |n: &str| vars.contains_key(n) || captures.iter().any(|c| c == n);
+        for template in form.each_line.iter().chain(&form.judge_as) {
+            unknown(template, &known, "name")?;
+        }
+    }
+    Ok(())
 }
 
 fn validate_profile(config: &Config) -> Result<(), ConfigError> {
@@ -291,21 +378,6 @@ fn validate_profile(config: &Config) -> Result<(), ConfigError> {
                     format!("condition `{}` asks for diagnostic `{name}`, which the profile does not define under `diagnostics:`", def.id),
                 ));
             }
-        }
-        // Every placeholder must resolve now, not in the middle of a boot.
-        let check_vars = |text: &str| pattern::fill(text, &p.vars, |s| s.to_string()).map(|_| ());
-        let result = check_vars(&def.passes_when)
-            .and_then(|_| def.run.as_deref().map_or(Ok(()), check_vars))
-            .and_then(|_| {
-                def.pass
-                    .iter()
-                    .chain(&def.fail_fast)
-                    .chain(&def.evidence)
-                    .chain(&def.pattern)
-                    .try_for_each(|pat| pat.resolve(&p.vars).map(|_| ()))
-            });
-        if let Err(e) = result {
-            return Err(src.error_at("vars", format!("condition `{}`: {e}", def.id)));
         }
     }
     Ok(())

@@ -11,6 +11,13 @@ use std::collections::BTreeMap;
 pub struct PatternSrc(pub String);
 
 impl PatternSrc {
+    /// The names of its capture groups.
+    pub fn group_names(&self) -> Vec<String> {
+        Regex::new(&fill_any(&self.0))
+            .map(|re| re.capture_names().flatten().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
     /// Fill `{var}` placeholders with regex-escaped values and compile.
     pub fn resolve(&self, vars: &BTreeMap<String, String>) -> Result<Regex, String> {
         let text = fill(&self.0, vars, regex::escape)?;
@@ -18,11 +25,22 @@ impl PatternSrc {
     }
 }
 
-/// Replace `{name}` by `escape(vars[name])`. `{{` and `}}` stay literal braces (regex
-/// repetitions like `{2,3}` contain a digit first, so they are left alone too).
+/// Replace `{name}` by `escape(vars[name])`, and `{name%suffix}` by the value without that
+/// suffix (as in the shell: `{unit%.service}` is `pre-nixos` for `pre-nixos.service`). Braces
+/// that do not enclose such a name stay literal (regex repetitions like `{2,3}` start with a
+/// digit).
 pub fn fill(
     text: &str,
     vars: &BTreeMap<String, String>,
+    escape: impl Fn(&str) -> String,
+) -> Result<String, String> {
+    fill_with(text, |name| vars.get(name).cloned(), escape)
+}
+
+/// [`fill`] with any lookup (replay templates look in captures first, then the vars).
+pub fn fill_with(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
     escape: impl Fn(&str) -> String,
 ) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
@@ -30,26 +48,61 @@ pub fn fill(
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
-        let name_len = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(after.len());
-        let is_var = name_len > 0
-            && after[name_len..].starts_with('}')
-            && after.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
-        if is_var {
-            let name = &after[..name_len];
-            let value = vars.get(name).ok_or_else(|| {
-                format!("unknown variable `{{{name}}}`: define it under `vars:` in the profile")
-            })?;
-            out.push_str(&escape(value));
-            rest = &after[name_len + 1..];
-        } else {
-            out.push('{');
-            rest = after;
+        match placeholder(after) {
+            Some((name, suffix, len)) => {
+                let value = lookup(name).ok_or_else(|| {
+                    format!("unknown variable `{{{name}}}`: define it under `vars:` in the profile")
+                })?;
+                let value = suffix.and_then(|s| value.strip_suffix(s)).unwrap_or(&value);
+                out.push_str(&escape(value));
+                rest = &after[len..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
         }
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// The placeholder at the start of `after` (the text after a `{`): name, optional `%suffix`,
+/// and the length up to and including the closing `}`.
+fn placeholder(after: &str) -> Option<(&str, Option<&str>, usize)> {
+    let name_len = after
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(after.len());
+    if name_len == 0 || !after.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        return None;
+    }
+    let name = &after[..name_len];
+    let tail = &after[name_len..];
+    if tail.starts_with('}') {
+        return Some((name, None, name_len + 1));
+    }
+    let suffix = tail.strip_prefix('%')?;
+    let end = suffix.find(['}', '{'])?;
+    suffix[end..]
+        .starts_with('}')
+        .then(|| (name, Some(&suffix[..end]), name_len + 1 + end + 1))
+}
+
+/// The names of every placeholder in `text`, in order.
+pub fn placeholders(text: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        match placeholder(after) {
+            Some((name, _, len)) => {
+                names.push(name);
+                rest = &after[len..];
+            }
+            None => rest = after,
+        }
+    }
+    names
 }
 
 impl<'de> Deserialize<'de> for PatternSrc {
@@ -68,8 +121,7 @@ impl<'de> Deserialize<'de> for PatternSrc {
 }
 
 fn fill_any(text: &str) -> String {
-    let re = Regex::new(r"\{[A-Za-z_][A-Za-z0-9_]*\}").expect("static regex");
-    re.replace_all(text, "x").into_owned()
+    fill_with(text, |_| Some("x".into()), |s| s.to_string()).unwrap_or_else(|_| text.into())
 }
 
 fn first_line(s: &str) -> String {
@@ -93,6 +145,12 @@ mod tests {
         assert!(!re.is_match(" maXin "));
         let re = PatternSrc(r"a{2,3}".into()).resolve(&vars).unwrap();
         assert!(re.is_match("aa"));
+        let vars = BTreeMap::from([("unit".to_string(), "pre-nixos.service".to_string())]);
+        let re = PatternSrc(r"^{unit%.service}(\.service)?$".into())
+            .resolve(&vars)
+            .unwrap();
+        assert!(re.is_match("pre-nixos") && re.is_match("pre-nixos.service"));
+        assert_eq!(placeholders("a{unit%.service}{2}{x}"), vec!["unit", "x"]);
         assert!(PatternSrc("{nope}".into())
             .resolve(&vars)
             .unwrap_err()

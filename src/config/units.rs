@@ -102,6 +102,21 @@ impl Size {
     }
 }
 
+impl std::fmt::Display for Span {
+    /// As written in profiles: `90s`, `1m30s`, `500ms`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        let (m, s, rest) = (ms / 60_000, ms / 1000 % 60, ms % 1000);
+        match (m, s, rest) {
+            (0, 0, r) => write!(f, "{r}ms"),
+            (0, s, 0) => write!(f, "{s}s"),
+            (m, 0, 0) => write!(f, "{m}m"),
+            (m, s, 0) => write!(f, "{m}m{s}s"),
+            _ => write!(f, "{:.3}s", self.0.as_secs_f64()),
+        }
+    }
+}
+
 impl std::fmt::Display for Size {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let b = self.0 as f64;

@@ -41,6 +41,11 @@ pub enum Event<'a> {
     QemuLog {
         text: &'a str,
     },
+    /// Replay: the lines of the log a condition's verdict rests on (line number, text).
+    LogExcerpt {
+        id: &'a str,
+        lines: &'a [(u64, String)],
+    },
     /// A diagnostic collected for a failed condition.
     Diagnostic {
         id: &'a str,

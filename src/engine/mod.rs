@@ -88,8 +88,10 @@ pub struct Engine {
     started_at: chrono::DateTime<chrono::Utc>,
     in_scope: Vec<String>,
     selected: BTreeSet<String>,
-    /// The recorded console of `bootaudit replay`.
-    pub replay_log: Option<Vec<u8>>,
+    /// The recorded console of `bootaudit replay` (see [`Engine::replay`]).
+    replay_log: Option<std::path::PathBuf>,
+    /// The same path, for the report (replay_log is taken when the boot phase starts).
+    replayed_log: Option<String>,
 }
 
 /// An error in the options that only shows once the config is known (exit 2).
@@ -144,6 +146,7 @@ impl Engine {
             in_scope,
             selected,
             replay_log: None,
+            replayed_log: None,
         })
     }
 
@@ -193,7 +196,7 @@ impl Engine {
             self.emit(Event::PhaseStarted(phase));
             match phase {
                 Phase::Boot => match self.replay_log.take() {
-                    Some(log) => crate::replay::judge_log(&mut self, &defs, &log).await,
+                    Some(log) => crate::replay::judge_log(&mut self, &defs, log).await,
                     None => phases::boot::run(&mut self, &defs).await,
                 },
                 _ => {
@@ -209,6 +212,12 @@ impl Engine {
             }
         }
         self.into_report()
+    }
+
+    /// Judge the boot phase from this recorded log instead of booting.
+    pub fn replay(&mut self, log: std::path::PathBuf) {
+        self.replayed_log = Some(log.display().to_string());
+        self.replay_log = Some(log);
     }
 
     /// Why this condition must not run, if so: not selected, interrupted, or blocked.
@@ -282,6 +291,7 @@ impl Engine {
             duration_ms: self.now_ms().saturating_sub(started),
             transcript: Some(format!("conditions/{}.log", def.id)),
             blocked_by: outcome.blocked_by,
+            log_line: outcome.log_line,
             warnings: outcome.warnings,
             diagnostics: Vec::new(),
             skip_kind: outcome.skip_kind,
@@ -304,13 +314,7 @@ impl Engine {
     /// Scale a boot timeout for the accelerator and --timeout-scale.
     pub fn boot_timeout(&self, def: &ConditionDef) -> Duration {
         let t = &self.config.profile.timeouts;
-        let base = t
-            .conditions
-            .get(&def.id)
-            .copied()
-            .or(def.timeout)
-            .unwrap_or(t.default)
-            .0;
+        let base = self.config.base_timeout(def).0;
         let tcg = if self.facts.accel == Some(AccelChoice::Kvm) {
             1.0
         } else {
@@ -335,6 +339,7 @@ impl Engine {
                 .started_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             duration_ms: self.now_ms(),
+            replayed_log: self.replayed_log.clone(),
             conditions: std::mem::take(&mut self.results),
         };
         self.emit(Event::RunFinished(&report));

@@ -81,8 +81,25 @@ impl ProbeJudge {
         ProbeVerdict::NotYet { observed }
     }
 
+    /// The evidence of a pass: the named captures (`name=value`) of the `evidence` pattern or,
+    /// without one, of the pass patterns; else group 1 of `evidence`; else what the pass
+    /// patterns matched.
     fn evidence_of(&self, output: &str) -> String {
+        let named = |re: &Regex| -> Vec<String> {
+            re.captures(output)
+                .map(|c| {
+                    re.capture_names()
+                        .flatten()
+                        .filter_map(|n| c.name(n).map(|m| format!("{n}={}", collapse(m.as_str()))))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
         if let Some(re) = &self.evidence {
+            let pairs = named(re);
+            if !pairs.is_empty() {
+                return pairs.join("; ");
+            }
             if let Some(c) = re.captures(output) {
                 let m = c
                     .get(1)
@@ -91,6 +108,10 @@ impl ProbeJudge {
                     .unwrap_or("");
                 return collapse(m);
             }
+        }
+        let pairs: Vec<String> = self.pass.iter().flat_map(named).collect();
+        if !pairs.is_empty() {
+            return pairs.join("; ");
         }
         let matched: Vec<String> = self
             .pass
@@ -231,8 +252,9 @@ mod tests {
         let up = "2: lan    inet 10.0.2.15/24 metric 1024 brd 10.0.2.255 scope global dynamic lan\\       valid_lft 86391sec preferred_lft 86391sec";
         assert_eq!(
             j.judge(up, 0),
+            // The evidence pattern's named capture.
             ProbeVerdict::Pass {
-                evidence: "10.0.2.15/24".into()
+                evidence: "address=10.0.2.15/24".into()
             }
         );
         assert!(matches!(j.judge("", 0), ProbeVerdict::NotYet { .. }));

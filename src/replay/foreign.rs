@@ -1,31 +1,50 @@
 //! Reading a serial log captured by another harness (pexpect, a CI console capture): no
-//! bootaudit frames, so the reader recovers what the shell ran and what came back, and turns the
-//! few commands that are clearly the same probe as a catalog condition into observations for
-//! that condition's own `ProbeJudge`. See docs/replay.md.
+//! bootaudit frames, so the reader recovers what the shell ran and what came back. Which of
+//! those exchanges show a condition's probe is catalog data (`replay:` forms, [`super::forms`]);
+//! this module only knows shells: prompts, echoes, console noise, who the user is.
 //!
 //! The text is segmented at shell prompts (`[nixos@nixos:~]$ `, `root@host:~# `, and any prompt
 //! the log itself sets with `export PS1='…'`): the command is what follows the prompt on its
 //! line, the output is every later line up to the next prompt, minus echoes (lines equal to a
 //! command seen after a prompt anywhere in the log), blank lines and the profile's console
-//! noise. Typed-ahead harnesses make this attribution unreliable, so every mapped command also
-//! has an output *shape*: each output line must look like that command's output, or the
-//! exchange is dropped as "not observed". A wrong verdict is worse than a skip.
+//! noise. Typed-ahead harnesses make this attribution unreliable, which is why every form also
+//! checks the output's *shape*: a wrong verdict is worse than "not observed".
+//!
+//! Everything here streams: a first pass ([`Survey`]) learns the prompts, the echoes and the
+//! facts forms ask about (`log_shows`); the second ([`Segmenter`]) hands on one exchange at a
+//! time. Memory is bounded by the caps below, not by the log.
 
 use bootaudit_console::NoiseFilter;
-use regex::Regex;
-use std::collections::{BTreeMap, HashSet};
+use regex::{Regex, RegexSet};
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+/// Output lines kept per exchange (a pager dumping a journal is not a probe's output anyway).
+const MAX_OUTPUT_LINES: usize = 2000;
+/// Lines of the log quoted for an exchange in the condition's transcript.
+const MAX_EXCERPT_LINES: usize = 40;
+/// Distinct commands remembered to recognise echoes.
+const MAX_COMMANDS: usize = 100_000;
+/// Longest command line remembered.
+const MAX_COMMAND_BYTES: usize = 4096;
 
 /// One command a foreign harness ran, as the log shows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Exchange {
     /// The command line echoed after the prompt.
     pub command: String,
     /// Output lines: echoes, blank lines and console noise removed.
     pub output: Vec<String>,
+    /// The output had more lines than are kept: not any probe's output.
+    pub truncated: bool,
     /// What the prompt itself said about the user (`#` / `root@` → root), if it says.
     pub prompt_root: Option<bool>,
     /// Whether the shell was root when the command ran, when the log shows it.
     pub root: Option<bool>,
+    /// Log line of the prompt.
+    pub line: u64,
+    /// The log's lines for this exchange (numbered, capped), for the condition's transcript.
+    pub excerpt: Vec<(u64, String)>,
 }
 
 /// What one foreign command says for a condition, in the words of the live probe's output.
@@ -37,44 +56,61 @@ pub struct Observation {
     pub output: String,
     /// Transcripts carry no exit codes: 0 unless the output shows an error.
     pub exit_code: i32,
+    /// Log line where it starts.
+    pub line: u64,
+    pub excerpt: Vec<(u64, String)>,
 }
 
-/// The prompts a log uses.
-struct Prompts {
-    bracketed: Regex,
-    plain: Regex,
+/// Shell prompts: the usual `user@host` forms and those the log sets itself.
+#[derive(Debug, Clone, Default)]
+pub struct Prompts {
     custom: Vec<String>,
 }
 
+fn bracketed() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^\[([a-z_][\w.-]*)@([\w.-]+):[^\]]*\]([$#]) ?(.*)$").expect("static regex")
+    })
+}
+
+fn plain() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^([a-z_][\w.-]*)@([\w.-]+):\S*?([$#]) (.*)$").expect("static regex")
+    })
+}
+
+fn ps1() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r#"(?:^|[\s;])PS1=(?:'([^'\\$`]+)'|"([^"\\$`]+)")"#).expect("static regex")
+    })
+}
+
 impl Prompts {
-    fn learn(text: &str) -> Prompts {
-        let ps1 = Regex::new(r#"(?:^|[\s;])PS1=(?:'([^'\\$`]+)'|"([^"\\$`]+)")"#).expect("static");
-        let mut custom: Vec<String> = Vec::new();
-        for c in ps1.captures_iter(text) {
-            let p = c
-                .get(1)
-                .or(c.get(2))
-                .expect("one group")
-                .as_str()
-                .to_string();
-            if !p.trim().is_empty() && !custom.contains(&p) {
-                custom.push(p);
-            }
+    /// Learn a prompt the line sets (`export PS1='P> '`).
+    fn learn(&mut self, line: &str) {
+        if !line.contains("PS1=") {
+            return;
         }
-        Prompts {
-            bracketed: Regex::new(r"^\[([a-z_][\w.-]*)@([\w.-]+):[^\]]*\]([$#]) ?(.*)$")
-                .expect("static"),
-            plain: Regex::new(r"^([a-z_][\w.-]*)@([\w.-]+):\S*?([$#]) (.*)$").expect("static"),
-            custom,
+        for c in ps1().captures_iter(line) {
+            let p = c.get(1).or(c.get(2)).expect("one group").as_str();
+            if !p.trim().is_empty() && !self.custom.iter().any(|k| k == p) {
+                self.custom.push(p.to_string());
+            }
         }
     }
 
     /// `(command, prompt_root)` when the line starts with a prompt.
     fn parse(&self, line: &str) -> Option<(String, Option<bool>)> {
-        for re in [&self.bracketed, &self.plain] {
-            if let Some(c) = re.captures(line) {
-                let root = &c[1] == "root" || &c[3] == "#";
-                return Some((c[4].trim().to_string(), Some(root)));
+        // Both built-in forms contain `@` before `:`; most lines have neither.
+        if line.contains('@') {
+            for re in [bracketed(), plain()] {
+                if let Some(c) = re.captures(line) {
+                    let root = &c[1] == "root" || &c[3] == "#";
+                    return Some((c[4].trim().to_string(), Some(root)));
+                }
             }
         }
         for p in &self.custom {
@@ -89,51 +125,134 @@ impl Prompts {
     }
 }
 
-/// Segment the normalised text into exchanges, in order.
-pub fn read(text: &str, noise: &NoiseFilter) -> Vec<Exchange> {
-    let prompts = Prompts::learn(text);
-    let echoes: HashSet<String> = text
-        .lines()
-        .filter_map(|l| prompts.parse(l.trim_end()))
-        .map(|(c, _)| c)
-        .filter(|c| !c.is_empty())
-        .collect();
-    let mut out: Vec<Exchange> = Vec::new();
-    let mut cur: Option<Exchange> = None;
-    for line in text.lines() {
-        let line = line.trim_end();
-        if let Some((command, prompt_root)) = prompts.parse(line) {
-            out.extend(cur.take());
-            cur = Some(Exchange {
-                command,
-                output: Vec::new(),
-                prompt_root,
-                root: None,
-            });
-            continue;
+/// First pass over the log: what the second needs to know in advance.
+#[derive(Debug)]
+pub struct Survey {
+    pub prompts: Prompts,
+    /// Every command seen after a prompt: a line equal to one is an echo, wherever it is.
+    pub commands: HashSet<String>,
+    /// For each `log_shows` pattern of the forms: does some line match it?
+    pub facts: Vec<bool>,
+    fact_patterns: RegexSet,
+}
+
+impl Survey {
+    pub fn new(fact_patterns: &[Regex]) -> Survey {
+        Survey {
+            prompts: Prompts::default(),
+            commands: HashSet::new(),
+            facts: vec![false; fact_patterns.len()],
+            fact_patterns: RegexSet::new(fact_patterns.iter().map(Regex::as_str))
+                .expect("patterns compiled before"),
         }
-        let Some(ex) = cur.as_mut() else { continue };
-        if line.trim().is_empty() || echoes.contains(line.trim()) || noise.is_noise(line) {
-            continue;
+    }
+
+    pub fn line(&mut self, line: &str) {
+        let line = line.trim_end();
+        if let Some((command, _)) = self.prompts.parse(line) {
+            if !command.is_empty()
+                && command.len() <= MAX_COMMAND_BYTES
+                && self.commands.len() < MAX_COMMANDS
+            {
+                self.commands.insert(command);
+            }
+        }
+        self.prompts.learn(line);
+        if !self.facts.iter().all(|f| *f) {
+            for i in self.fact_patterns.matches(line).iter() {
+                self.facts[i] = true;
+            }
+        }
+    }
+}
+
+/// Second pass: cuts the log into exchanges, in order, and tracks who the user is.
+pub struct Segmenter<'a> {
+    survey: &'a Survey,
+    noise: &'a NoiseFilter,
+    current: Option<Exchange>,
+    /// Whether the shell is root, as far as the log has shown.
+    root: Option<bool>,
+}
+
+impl<'a> Segmenter<'a> {
+    pub fn new(survey: &'a Survey, noise: &'a NoiseFilter) -> Self {
+        Segmenter {
+            survey,
+            noise,
+            current: None,
+            root: None,
+        }
+    }
+
+    /// Feed one log line; returns the exchange this line's prompt ended, if any.
+    pub fn line(&mut self, no: u64, line: &str) -> Option<Exchange> {
+        let line = line.trim_end();
+        if let Some((command, prompt_root)) = self.survey.prompts.parse(line) {
+            let done = self.current.take().map(|ex| self.close(ex));
+            self.current = Some(Exchange {
+                command,
+                prompt_root,
+                line: no,
+                excerpt: vec![(no, line.to_string())],
+                ..Exchange::default()
+            });
+            return done;
+        }
+        let ex = self.current.as_mut()?;
+        if ex.excerpt.len() < MAX_EXCERPT_LINES {
+            ex.excerpt.push((no, line.to_string()));
+        }
+        // Blank lines and line noise (nothing but bytes that were not text) say nothing.
+        if line.chars().all(|c| c.is_whitespace() || c == '\u{FFFD}')
+            || self.survey.commands.contains(line.trim())
+            || self.noise.is_noise(line)
+        {
+            return None;
         }
         // A console message glued onto an output line: the output is what came before it.
-        let line = match noise.glued.as_ref().and_then(|g| g.find(line)) {
+        let line = match self.noise.glued.as_ref().and_then(|g| g.find(line)) {
             Some(m) => line[..m.start()].trim_end(),
             None => line,
         };
         if !line.trim().is_empty() {
-            ex.output.push(line.to_string());
+            if ex.output.len() < MAX_OUTPUT_LINES {
+                ex.output.push(line.to_string());
+            } else {
+                ex.truncated = true;
+            }
         }
+        None
     }
-    out.extend(cur);
-    track_root(&mut out);
-    out
+
+    /// End of the log: the last exchange.
+    pub fn finish(&mut self) -> Option<Exchange> {
+        self.current.take().map(|ex| self.close(ex))
+    }
+
+    /// Who ran it: a prompt that names the user, a uid answer, and unknown after `sudo -i` /
+    /// `su -` / `exit` until the log shows it again.
+    fn close(&mut self, mut ex: Exchange) -> Exchange {
+        if let Some(r) = ex.prompt_root {
+            self.root = Some(r);
+        }
+        ex.root = self.root;
+        if is_escalation(&ex.command) || is_exit(&ex.command) {
+            self.root = None;
+        } else if let Some(uid) = uid_answer(&ex) {
+            self.root = Some(uid == "0");
+        }
+        ex
+    }
 }
 
 fn is_escalation(cmd: &str) -> bool {
-    let re = Regex::new(r"^(?:sudo(?: -[A-Za-z]+)* (?:-i|-s|su(?: -| -l)?(?: root)?)|sudo -i|su(?: -| -l)?(?: root)?)$")
-        .expect("static");
-    re.is_match(cmd.trim())
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^(?:sudo(?: -[A-Za-z]+)* (?:-i|-s|su(?: -| -l)?(?: root)?)|sudo -i|su(?: -| -l)?(?: root)?)$")
+            .expect("static regex")
+    })
+    .is_match(cmd.trim())
 }
 
 fn is_exit(cmd: &str) -> bool {
@@ -144,17 +263,17 @@ fn is_exit(cmd: &str) -> bool {
 /// `id -u` test; `__UID_MARK__<token>__<uid>__UID_MARK__<token>__` of a command naming the same
 /// token. Returns the text to hand to the judge (`0`, `1000`, `__USER__`).
 pub fn uid_answer(ex: &Exchange) -> Option<String> {
+    static ID_U: OnceLock<Regex> = OnceLock::new();
+    static MARK: OnceLock<Regex> = OnceLock::new();
     let cmd = ex.command.trim();
     if !cmd.contains("id -u") {
         return None;
     }
-    let digits = Regex::new(r"^\d+$").expect("static");
-    if Regex::new(r"^id -u(?: 2>/dev/null)?$")
-        .expect("static")
-        .is_match(cmd)
-    {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let id_u = ID_U.get_or_init(|| Regex::new(r"^id -u(?: 2>/dev/null)?$").expect("static regex"));
+    if id_u.is_match(cmd) {
         return match ex.output.as_slice() {
-            [one] if digits.is_match(one.trim()) => Some(one.trim().to_string()),
+            [one] if digits(one.trim()) => Some(one.trim().to_string()),
             _ => None,
         };
     }
@@ -163,7 +282,9 @@ pub fn uid_answer(ex: &Exchange) -> Option<String> {
     if cmd.contains("__ROOT__") && cmd.contains("__USER__") && root != user {
         return Some(if root { "0".into() } else { "__USER__".into() });
     }
-    let mark = Regex::new(r"^__UID_MARK__(\w+?)__(\d+)__UID_MARK__(\w+?)__$").expect("static");
+    let mark = MARK.get_or_init(|| {
+        Regex::new(r"^__UID_MARK__(\w+?)__(\d+)__UID_MARK__(\w+?)__$").expect("static regex")
+    });
     let answers: Vec<String> = ex
         .output
         .iter()
@@ -177,357 +298,111 @@ pub fn uid_answer(ex: &Exchange) -> Option<String> {
     }
 }
 
-/// Who the shell was when each command ran: a prompt that names the user, a uid answer, and
-/// unknown after `sudo -i` / `su -` / `exit` until the log shows it again.
-fn track_root(exchanges: &mut [Exchange]) {
-    let mut root: Option<bool> = None;
-    for ex in exchanges.iter_mut() {
-        if let Some(r) = ex.prompt_root {
-            root = Some(r);
-        }
-        ex.root = root;
-        if is_escalation(&ex.command) || is_exit(&ex.command) {
-            root = None;
-        } else if let Some(uid) = uid_answer(ex) {
-            root = Some(uid == "0");
-        }
-    }
+/// `from: escalation`: each `sudo -i` / `sudo su -` / `su -` and what it led to — `0` for a
+/// root prompt, the uid a later command shows, or the refusal text (exit code 1).
+#[derive(Debug, Default)]
+pub struct Escalations {
+    pending: Option<Exchange>,
 }
 
-fn inferred_exit(output: &str) -> i32 {
-    let err = Regex::new(r"(?i)\b(error|denied|failed|not found|no such|cannot|invalid|unrecognized|not permitted)\b")
-        .expect("static");
-    i32::from(err.is_match(output))
-}
-
-fn obs(command: &str, output: String) -> Observation {
-    Observation {
-        command: command.to_string(),
-        exit_code: inferred_exit(&output),
-        output,
-    }
-}
-
-/// Every output line matches `line` (and an empty output only where `allow_empty`).
-fn shaped(ex: &Exchange, line: &Regex, allow_empty: bool) -> bool {
-    if ex.output.is_empty() {
-        return allow_empty;
-    }
-    ex.output.iter().all(|l| line.is_match(l))
-}
-
-/// An optional redirect and `|| true` after a command.
-const TAIL: &str = r"(?:\s+2>/dev/null|\s+2>&1)?(?:\s*\|\|\s*true)?\s*;?";
-/// Environment assignments before a command (`SYSTEMD_PAGER=cat PAGER=cat systemctl …`).
-const ENV: &str = r"(?:[A-Z_]+=\S+\s+)*";
-
-fn var(vars: &BTreeMap<String, String>, name: &str) -> Option<String> {
-    vars.get(name).map(|v| regex::escape(v))
-}
-
-fn ran_as_root(ex: &Exchange, sudo: bool) -> bool {
-    let non_root = ex
-        .output
-        .iter()
-        .any(|l| l.contains("Running as a non-root user") || l.contains("Permission denied"));
-    !non_root && (sudo || ex.root == Some(true))
-}
-
-/// The observations the log holds for condition `id`, in order; `None` when the reader has no
-/// mapping for it (the condition stays "not observed").
-pub fn observations(
-    id: &str,
-    exchanges: &[Exchange],
-    text: &str,
-    vars: &BTreeMap<String, String>,
-) -> Option<Vec<Observation>> {
-    let re = |s: String| Regex::new(&s).expect("escaped pattern");
-    let mut found = Vec::new();
-    match id {
-        "shell.root" => {
-            let password =
-                re(r"(?i)(\[sudo\] password for|^password:|a password is required|is not in the sudoers|may not run sudo|authentication failure)".into());
-            let mut pending: Option<&str> = None;
-            for ex in exchanges {
-                if is_escalation(&ex.command) {
-                    pending = Some(&ex.command);
-                    let out = ex.output.join("\n");
-                    if ex.output.iter().any(|l| password.is_match(l.trim())) {
-                        found.push(Observation {
-                            command: ex.command.clone(),
-                            output: out,
-                            exit_code: 1,
-                        });
-                        pending = None;
-                    }
-                    continue;
-                }
-                if is_exit(&ex.command) {
-                    pending = None;
-                    continue;
-                }
-                if let Some(attempt) = pending {
-                    let answer = if ex.prompt_root == Some(true) {
-                        Some(("0".to_string(), format!("{attempt} → root prompt")))
-                    } else {
-                        uid_answer(ex).map(|u| (u, format!("{attempt} → {}", ex.command)))
-                    };
-                    if let Some((uid, command)) = answer {
-                        found.push(Observation {
-                            command,
-                            output: uid,
-                            exit_code: 0,
-                        });
-                        pending = None;
-                    }
-                }
-            }
-        }
-        "storage.status" => {
-            let file = var(vars, "status_file")?;
-            let cmd = re(format!(r"^(?:sudo (?:-n )?)?cat {file}{TAIL}$"));
-            let line = re(r"^(?:[A-Z][A-Z0-9_]*=.*|cat: .*: No such file or directory)$".into());
-            for ex in exchanges {
-                if cmd.is_match(&ex.command) && shaped(ex, &line, true) {
-                    found.push(obs(&ex.command, ex.output.join("\n")));
-                }
-            }
-        }
-        "storage.vg-main" | "storage.lv-slash" => {
-            let (tool, fields) = if id == "storage.vg-main" {
-                ("vgs", "vg_name")
-            } else {
-                ("lvs", "lv_name,vg_name")
-            };
-            let cmd = re(format!(
-                r"^(sudo (?:-n )?)?{tool}((?:\s+(?:--noheadings|--separator\s+\S+|-o\s*\S+|--readonly|--nolocking))*){TAIL}$"
-            ));
-            let sep_re = re(r#"--separator\s+(?:'([^']*)'|"([^"]*)"|(\S+))"#.into());
-            let lvm_msg = re(
-                r"^\s+(?:WARNING: .*|.*(?:Permission denied|open failed|[Ff]ailed|not found).*)$"
-                    .into(),
-            );
-            for ex in exchanges {
-                let Some(c) = cmd.captures(&ex.command) else {
-                    continue;
-                };
-                let opts = &c[2];
-                if !opts.contains("--noheadings")
-                    || !Regex::new(&format!(r"-o\s*{}(?:\s|$)", regex::escape(fields)))
-                        .expect("escaped")
-                        .is_match(opts)
-                {
-                    continue;
-                }
-                let sep = sep_re
-                    .captures(opts)
-                    .and_then(|s| s.get(1).or(s.get(2)).or(s.get(3)))
-                    .map(|m| m.as_str().to_string());
-                let row = match (&sep, tool) {
-                    (_, "vgs") => re(r"^\s+[\w.+-]+\s*$".into()),
-                    (Some(s), _) => re(format!(
-                        r"^\s+[\w.+-]+\s*{}\s*[\w.+-]+\s*$",
-                        regex::escape(s)
-                    )),
-                    (None, _) => re(r"^\s+[\w.+-]+\s+[\w.+-]+\s*$".into()),
-                };
-                if !ex
-                    .output
-                    .iter()
-                    .all(|l| row.is_match(l) || lvm_msg.is_match(l))
-                {
-                    continue;
-                }
-                if !ran_as_root(ex, c.get(1).is_some()) {
-                    continue;
-                }
-                // The separator is formatting: the live probe's rows are space-separated.
-                let output = ex
-                    .output
-                    .iter()
-                    .map(|l| match (&sep, row.is_match(l)) {
-                        (Some(s), true) if !s.is_empty() => l.replacen(s.as_str(), "  ", 1),
-                        _ => l.clone(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                found.push(obs(&ex.command, output));
-            }
-        }
-        "net.lan-ipv4" => {
-            let iface = var(vars, "iface")?;
-            let cmd = re(format!(
-                r"^ip((?:\s+-(?:4|o|oneline|family inet))*)\s+a(?:ddr(?:ess)?)?(?:\s+(?:show|list|s))?(?:\s+dev)?\s+{iface}{TAIL}$"
-            ));
-            let missing = format!(r#"Device "{iface}" does not exist\.?"#);
-            let oneline = re(format!(r"^(?:\d+:\s+{iface}\s+inet6?\s.*|{missing})$"));
-            let block = re(format!(
-                r"^(?:\d+:\s+{iface}[:@].*|\s+(?:link/|inet6? |valid_lft|altname).*|{missing})$"
-            ));
-            for ex in exchanges {
-                let Some(c) = cmd.captures(&ex.command) else {
-                    continue;
-                };
-                let line = if c[1].contains('o') { &oneline } else { &block };
-                if shaped(ex, line, true) {
-                    found.push(obs(&ex.command, ex.output.join("\n")));
-                }
-            }
-        }
-        "unit.pre-nixos-inactive" => {
-            let unit_name = vars.get("unit")?;
-            let unit = regex::escape(unit_name);
-            let base = regex::escape(unit_name.trim_end_matches(".service"));
-            let is_active = re(format!(
-                r"^{ENV}systemctl is-active {base}(?:\.service)?{TAIL}$"
-            ));
-            let state = re(r"^(active|inactive|activating|deactivating|failed|reloading|maintenance|refreshing)$".into());
-            let show = re(format!(
-                r"^{ENV}systemctl show(?:\s+(?:-p\s*\w+|--property=\w+))+\s+{base}(?:\.service)?{TAIL}$"
-            ));
-            let prop = re(r"^\w+=.*$".into());
-            let status = re(format!(
-                r"^{ENV}systemctl status {base}(?:\.service)?(?:\s+(?:--no-pager|-l|--full|-n\s*\d+))*{TAIL}$"
-            ));
-            let head = re(format!(r"^\S*\s*{unit} - "));
-            let loaded_re = re(r"^\s+Loaded: (\S+)".into());
-            let active_re = re(r"^\s+Active: (\S+)".into());
-            let not_found = re(format!(r"^Unit {unit} could not be found\.$"));
-            // systemd only reports a unit's messages, or states other than inactive, for a
-            // loaded unit; `is-active` prints `inactive` for a unit that does not exist too.
-            let systemd_line = re(format!(r"(?m)systemd\[1\]: {unit}: |^\s*\S\s{unit} - "));
-            let mut loaded = systemd_line.is_match(text);
-            let mut raw: Vec<(String, Option<String>, Option<String>)> = Vec::new();
-            for ex in exchanges {
-                if is_active.is_match(&ex.command) {
-                    if let [one] = ex.output.as_slice() {
-                        if state.is_match(one.trim()) {
-                            let s = one.trim().to_string();
-                            loaded |= s != "inactive";
-                            raw.push((ex.command.clone(), None, Some(s)));
-                        }
-                    }
-                } else if show.is_match(&ex.command) && shaped(ex, &prop, false) {
-                    found.push(obs(&ex.command, ex.output.join("\n")));
-                } else if status.is_match(&ex.command) {
-                    if let [one] = ex.output.as_slice() {
-                        if not_found.is_match(one.trim()) {
-                            raw.push((ex.command.clone(), Some("not-found".into()), None));
-                        }
-                        continue;
-                    }
-                    if !ex.output.first().is_some_and(|l| head.is_match(l)) {
-                        continue;
-                    }
-                    let top = &ex.output[..ex.output.len().min(4)];
-                    let l = top.iter().find_map(|l| loaded_re.captures(l));
-                    let a = top.iter().find_map(|l| active_re.captures(l));
-                    if let (Some(l), Some(a)) = (l, a) {
-                        loaded |= &l[1] == "loaded";
-                        raw.push((
-                            ex.command.clone(),
-                            Some(l[1].to_string()),
-                            Some(a[1].to_string()),
-                        ));
-                    }
-                }
-            }
-            for (command, load, active) in raw {
-                let load = load.or(loaded.then(|| "loaded".to_string()));
-                // `inactive` from is-active says nothing while the unit may not exist.
-                if load.is_none() && active.as_deref() == Some("inactive") {
-                    continue;
-                }
-                let mut lines = Vec::new();
-                if let Some(l) = load {
-                    lines.push(format!("LoadState={l}"));
-                }
-                if let Some(a) = active {
-                    lines.push(format!("ActiveState={a}"));
-                }
-                found.push(Observation {
-                    command,
-                    output: lines.join("\n"),
-                    exit_code: 0,
+impl Escalations {
+    pub fn exchange(&mut self, ex: &Exchange) -> Option<Observation> {
+        static REFUSAL: OnceLock<Regex> = OnceLock::new();
+        let refusal = REFUSAL.get_or_init(|| {
+            Regex::new(r"(?i)(\[sudo\] password for|^password:|a password is required|is not in the sudoers|may not run sudo|authentication failure)")
+                .expect("static regex")
+        });
+        if is_escalation(&ex.command) {
+            if ex.output.iter().any(|l| refusal.is_match(l.trim())) {
+                self.pending = None;
+                return Some(Observation {
+                    command: ex.command.clone(),
+                    output: ex.output.join("\n"),
+                    exit_code: 1,
+                    line: ex.line,
+                    excerpt: ex.excerpt.clone(),
                 });
             }
+            self.pending = Some(ex.clone());
+            return None;
         }
-        _ => return None,
+        if is_exit(&ex.command) {
+            self.pending = None;
+            return None;
+        }
+        let attempt = self.pending.as_ref()?;
+        let (uid, how) = if ex.prompt_root == Some(true) {
+            ("0".to_string(), "root prompt".to_string())
+        } else {
+            (uid_answer(ex)?, ex.command.clone())
+        };
+        let mut excerpt = attempt.excerpt.clone();
+        excerpt.extend(ex.excerpt.iter().take(3).cloned());
+        let observation = Observation {
+            command: format!("{} → {how}", attempt.command),
+            output: uid,
+            exit_code: 0,
+            line: attempt.line,
+            excerpt,
+        };
+        self.pending = None;
+        Some(observation)
     }
-    Some(found)
 }
 
 /// A command that got an answer: the shell works.
-pub fn first_answer(exchanges: &[Exchange]) -> Option<&Exchange> {
-    exchanges
-        .iter()
-        .find(|e| !e.command.is_empty() && !e.output.is_empty())
+pub fn answered(ex: &Exchange) -> bool {
+    !ex.command.is_empty() && !ex.output.is_empty()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn vars() -> BTreeMap<String, String> {
-        [
-            ("status_file", "/run/pre-nixos/storage-status"),
-            ("iface", "lan"),
-            ("unit", "pre-nixos.service"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pub fn exchanges(text: &str) -> Vec<Exchange> {
+        let noise = NoiseFilter::default_console();
+        let mut survey = Survey::new(&[]);
+        text.lines().for_each(|l| survey.line(l));
+        let mut seg = Segmenter::new(&survey, &noise);
+        let mut out: Vec<Exchange> = text
+            .lines()
+            .enumerate()
+            .filter_map(|(i, l)| seg.line(i as u64 + 1, l))
+            .collect();
+        out.extend(seg.finish());
+        out
     }
 
     #[test]
     fn segments_at_prompts_and_drops_echoes() {
         let text = "[nixos@nixos:~]$ export PS1='P> '\nP> cat /run/pre-nixos/storage-status 2>/dev/null || true\nip -o -4 addr show dev lan\ncat /run/pre-nixos/storage-status 2>/dev/null || true\nSTATE=applied\nDETAIL=auto-applied\nP> ip -o -4 addr show dev lan\n2: lan    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic lan\nP> ";
-        let ex = read(text, &NoiseFilter::default_console());
+        let ex = exchanges(text);
         assert_eq!(ex[1].output, vec!["STATE=applied", "DETAIL=auto-applied"]);
-        let st = observations("storage.status", &ex, text, &vars()).unwrap();
-        assert_eq!(st.len(), 1);
-        let net = observations("net.lan-ipv4", &ex, text, &vars()).unwrap();
-        assert_eq!(net.len(), 1);
+        assert_eq!(ex[1].line, 2);
+        assert_eq!(ex[2].output.len(), 1);
     }
 
     #[test]
-    fn misattributed_output_is_dropped() {
-        // The networkctl output landed after the ip prompt: not ip's shape, not observed.
-        let text = "P> ip -o -4 addr show dev lan 2>/dev/null || true\n\u{25cf} 2: lan\n   Address: 10.0.2.15 (DHCP4)\nP> ";
-        let text = format!("export PS1='P> '\n{text}");
-        let ex = read(&text, &NoiseFilter::default_console());
-        assert!(observations("net.lan-ipv4", &ex, &text, &vars())
-            .unwrap()
-            .is_empty());
+    fn who_ran_it() {
+        let text = "[nixos@nixos:~]$ id -u\n1000\n[nixos@nixos:~]$ sudo -i\n[root@nixos:~]# vgs\n  main\n[root@nixos:~]# exit\nP> ";
+        let ex = exchanges(text);
+        assert_eq!(ex[0].root, Some(false));
+        assert_eq!(ex[2].root, Some(true));
+        let mut esc = Escalations::default();
+        let seen: Vec<Observation> = ex.iter().filter_map(|e| esc.exchange(e)).collect();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].output, "0");
+        assert_eq!(seen[0].line, 3);
     }
 
     #[test]
-    fn root_after_sudo() {
-        let text = "[nixos@nixos:~]$ id -u\n1000\n[nixos@nixos:~]$ sudo -i\n[root@nixos:~]# vgs --noheadings -o vg_name\n  main\n[root@nixos:~]# ";
-        let ex = read(text, &NoiseFilter::default_console());
-        let r = observations("shell.root", &ex, text, &vars()).unwrap();
-        assert_eq!(r.len(), 1);
-        assert_eq!(r[0].output, "0");
-        let vg = observations("storage.vg-main", &ex, text, &vars()).unwrap();
-        assert_eq!(vg.len(), 1);
-        // As the user, the same vgs is not an observation.
-        let text = "[nixos@nixos:~]$ vgs --noheadings -o vg_name\n  WARNING: Running as a non-root user. Functionality may be unavailable.\n[nixos@nixos:~]$ ";
-        let ex = read(text, &NoiseFilter::default_console());
-        assert!(observations("storage.vg-main", &ex, text, &vars())
-            .unwrap()
-            .is_empty());
-    }
-
-    #[test]
-    fn is_active_inactive_needs_a_loaded_unit() {
-        let text = "export PS1='P> '\nP> systemctl is-active pre-nixos\ninactive\nP> ";
-        let ex = read(text, &NoiseFilter::default_console());
-        assert!(observations("unit.pre-nixos-inactive", &ex, text, &vars())
-            .unwrap()
-            .is_empty());
-        let text = "systemd[1]: pre-nixos.service: Deactivated successfully.\nexport PS1='P> '\nP> systemctl is-active pre-nixos\ninactive\nP> ";
-        let ex = read(text, &NoiseFilter::default_console());
-        let o = observations("unit.pre-nixos-inactive", &ex, text, &vars()).unwrap();
-        assert_eq!(o[0].output, "LoadState=loaded\nActiveState=inactive");
+    fn refused_escalation() {
+        let text = "[nixos@nixos:~]$ sudo -i\n[sudo] password for nixos: \n";
+        let mut esc = Escalations::default();
+        let seen: Vec<Observation> = exchanges(text)
+            .iter()
+            .filter_map(|e| esc.exchange(e))
+            .collect();
+        assert_eq!(seen[0].exit_code, 1);
     }
 }

@@ -27,16 +27,22 @@ pub struct FolderReporter {
 
 impl FolderReporter {
     /// Create the folder (and its subfolders). Failing here is a harness error (exit 3).
-    pub fn create(dir: &Path) -> std::io::Result<FolderReporter> {
+    /// Without `console` (replay: the log is the input, not copied) there are no serial.* or
+    /// qemu.log files.
+    pub fn create(dir: &Path, console: bool) -> std::io::Result<FolderReporter> {
         fs::create_dir_all(dir.join("conditions"))?;
         fs::create_dir_all(dir.join("diagnostics"))?;
-        let open = |name: &str| File::create(dir.join(name)).map(BufWriter::new);
+        let open = |name: &str| {
+            console
+                .then(|| File::create(dir.join(name)).map(BufWriter::new))
+                .transpose()
+        };
         Ok(FolderReporter {
             dir: dir.to_path_buf(),
-            raw: Some(open("serial.raw")?),
-            timing: Some(open("serial.timing")?),
-            serial_log: Some(open("serial.log")?),
-            qemu_log: Some(open("qemu.log")?),
+            raw: open("serial.raw")?,
+            timing: open("serial.timing")?,
+            serial_log: open("serial.log")?,
+            qemu_log: open("qemu.log")?,
             raw_offset: 0,
             normalizer: Normalizer::new(),
             emitted: 0,
@@ -127,6 +133,9 @@ impl FolderReporter {
         if let Some(b) = &c.blocked_by {
             text.push_str(&format!("blocked_by: {b}\n"));
         }
+        if let Some(l) = c.log_line {
+            text.push_str(&format!("log line: {l}\n"));
+        }
         for w in &c.warnings {
             text.push_str(&format!("warning: {w}\n"));
         }
@@ -197,6 +206,17 @@ impl Reporter for FolderReporter {
                 self.log_line(*at, '>', &shown.escape_debug().to_string());
             }
             Event::QemuLog { text } => self.write(|s| &mut s.qemu_log, "qemu.log", text.as_bytes()),
+            Event::LogExcerpt { id, lines } => {
+                let width = lines.last().map_or(1, |(n, _)| n.to_string().len());
+                let mut text = String::from("-- the log (line: text) --\n");
+                for (n, line) in lines.iter() {
+                    text.push_str(&format!("{n:>width$}: {line}\n"));
+                }
+                self.transcripts
+                    .entry(id.to_string())
+                    .or_default()
+                    .push_str(&text);
+            }
             Event::Diagnostic { id, name, content } => {
                 let dir = self.dir.join("diagnostics").join(id);
                 let result = fs::create_dir_all(&dir)

@@ -83,6 +83,7 @@ mod tests {
             duration_ms: 1500,
             transcript: None,
             blocked_by: None,
+            log_line: None,
             warnings: vec![],
             diagnostics: vec![],
             skip_kind: SkipKind::Counts,
@@ -95,6 +96,7 @@ mod tests {
             accel: None,
             started_at: "2026-01-01T00:00:00Z".into(),
             duration_ms: 1,
+            replayed_log: None,
             conditions: vec![
                 cond("host.qemu", Phase::Host, Status::Pass),
                 cond("boot.login", Phase::Boot, Status::Fail),

@@ -1,0 +1,248 @@
+//! The catalog's `replay:` forms, compiled: how a foreign log shows a probe, and how its output
+//! is put in the live probe's words for the condition's own judge (docs/replay.md).
+
+use super::foreign::{Exchange, Observation};
+use crate::config::catalog::{RanAs, ReaderEvidence, ReplayForm};
+use crate::config::pattern::{fill_with, PatternSrc};
+use regex::{Captures, Regex};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// One compiled form of one condition.
+#[derive(Debug, Clone)]
+pub struct Form {
+    pub from: Option<ReaderEvidence>,
+    command: Option<Regex>,
+    ran_as: RanAs,
+    reject: Vec<Regex>,
+    ignore: Vec<Regex>,
+    first_line: Option<Regex>,
+    lines: Option<Regex>,
+    find: Vec<Regex>,
+    max_lines: Option<usize>,
+    empty: bool,
+    each_line: Option<String>,
+    judge_as: Option<String>,
+    /// Index into the survey's `log_shows` facts.
+    pub log_shows: Option<usize>,
+    vars: BTreeMap<String, String>,
+}
+
+/// Compile a pattern that must match a whole line (or command).
+fn anchored(p: &PatternSrc, vars: &BTreeMap<String, String>) -> Result<Regex, String> {
+    PatternSrc(format!("^(?:{})$", p.0)).resolve(vars)
+}
+
+impl Form {
+    /// `log_shows` patterns are collected in `facts` (one survey fact each).
+    pub fn compile(
+        form: &ReplayForm,
+        vars: &BTreeMap<String, String>,
+        facts: &mut Vec<Regex>,
+    ) -> Result<Form, String> {
+        let many = |ps: &[PatternSrc]| {
+            ps.iter()
+                .map(|p| anchored(p, vars))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let one = |p: &Option<PatternSrc>| p.as_ref().map(|p| anchored(p, vars)).transpose();
+        let log_shows = match &form.log_shows {
+            Some(p) => {
+                facts.push(p.resolve(vars)?);
+                Some(facts.len() - 1)
+            }
+            None => None,
+        };
+        Ok(Form {
+            from: form.from,
+            command: one(&form.command)?,
+            ran_as: form.ran_as,
+            reject: many(&form.reject)?,
+            ignore: many(&form.ignore)?,
+            first_line: one(&form.first_line)?,
+            lines: one(&form.lines)?,
+            find: many(&form.find)?,
+            max_lines: form.max_lines,
+            empty: form.empty,
+            each_line: form.each_line.clone(),
+            judge_as: form.judge_as.clone(),
+            log_shows,
+            vars: vars.clone(),
+        })
+    }
+
+    /// What this exchange says for the condition, if it is this form's probe.
+    pub fn observe(&self, ex: &Exchange) -> Option<Observation> {
+        let (command, sudo) = plain_command(&ex.command);
+        let cmd_caps = self.command.as_ref()?.captures(&command)?;
+        let as_root = sudo || ex.root == Some(true);
+        match self.ran_as {
+            RanAs::Anyone => {}
+            RanAs::Root if as_root => {}
+            RanAs::Sudo if sudo => {}
+            _ => return None,
+        }
+        if ex
+            .output
+            .iter()
+            .any(|l| self.reject.iter().any(|r| r.is_match(l)))
+        {
+            return None;
+        }
+        let output: Vec<&str> = ex
+            .output
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !self.ignore.iter().any(|r| r.is_match(l)))
+            .collect();
+        if output.is_empty() && !self.empty {
+            return None;
+        }
+        if self.max_lines.is_some_and(|m| output.len() > m) {
+            return None;
+        }
+        if let (Some(re), Some(first)) = (&self.first_line, output.first()) {
+            if !re.is_match(first) {
+                return None;
+            }
+        }
+        let mut captured: BTreeMap<String, String> = BTreeMap::new();
+        let mut keep = |re: &Regex, caps: &Captures<'_>| {
+            for name in re.capture_names().flatten() {
+                if let Some(m) = caps.name(name) {
+                    captured
+                        .entry(name.to_string())
+                        .or_insert(m.as_str().into());
+                }
+            }
+        };
+        keep(self.command.as_ref()?, &cmd_caps);
+        let mut rewritten = Vec::new();
+        if let Some(re) = &self.lines {
+            for line in &output {
+                let caps = re.captures(line)?;
+                if let Some(t) = &self.each_line {
+                    rewritten.push(self.fill(t, &caps_map(re, &caps))?);
+                }
+                keep(re, &caps);
+            }
+        }
+        for re in &self.find {
+            let caps = output.iter().find_map(|l| re.captures(l))?;
+            keep(re, &caps);
+        }
+        let judged = match (&self.each_line, &self.judge_as) {
+            (Some(_), _) => rewritten.join("\n"),
+            (None, Some(t)) => self.fill(t, &captured)?,
+            (None, None) => output.join("\n"),
+        };
+        Some(Observation {
+            command: ex.command.clone(),
+            exit_code: inferred_exit(&output.join("\n")),
+            output: judged,
+            line: ex.line,
+            excerpt: ex.excerpt.clone(),
+        })
+    }
+
+    fn fill(&self, template: &str, captured: &BTreeMap<String, String>) -> Option<String> {
+        fill_with(
+            template,
+            |n| captured.get(n).or(self.vars.get(n)).cloned(),
+            |s| s.to_string(),
+        )
+        .ok()
+    }
+}
+
+fn caps_map(re: &Regex, caps: &Captures<'_>) -> BTreeMap<String, String> {
+    re.capture_names()
+        .flatten()
+        .filter_map(|n| {
+            caps.name(n)
+                .map(|m| (n.to_string(), m.as_str().to_string()))
+        })
+        .collect()
+}
+
+/// Logs carry no exit codes: 0 unless the output shows an error.
+fn inferred_exit(output: &str) -> i32 {
+    static ERR: OnceLock<Regex> = OnceLock::new();
+    let err = ERR.get_or_init(|| {
+        Regex::new(r"(?i)\b(error|denied|failed|not found|no such|cannot|invalid|unrecognized|not permitted)\b")
+            .expect("static regex")
+    });
+    i32::from(err.is_match(output))
+}
+
+/// The command as a form matches it: whitespace collapsed, and what does not change its output
+/// taken off — `VAR=value` and `sudo [options]` in front (reported: `true` when sudo was used),
+/// one `sh -c '…'` wrapper, and `2>/dev/null`, `2>&1`, `</dev/null`, `|| true`, `| cat` and a
+/// final `;` at the end.
+pub fn plain_command(command: &str) -> (String, bool) {
+    static PREFIX: OnceLock<Regex> = OnceLock::new();
+    static WRAP: OnceLock<Regex> = OnceLock::new();
+    static SUFFIX: OnceLock<Regex> = OnceLock::new();
+    let prefix = PREFIX.get_or_init(|| {
+        Regex::new(r"^(?:(?P<sudo>sudo(?: -[nEHSk]+| -u root| --non-interactive| --preserve-env)*) |[A-Za-z_][A-Za-z0-9_]*=\S* |env |command |exec )")
+            .expect("static regex")
+    });
+    let wrap = WRAP.get_or_init(|| {
+        Regex::new(r#"^(?:ba|da)?sh -l?c (?:'(?P<s>[^']*)'|"(?P<d>[^"]*)")$"#)
+            .expect("static regex")
+    });
+    let suffix = SUFFIX.get_or_init(|| {
+        Regex::new(r"(?: 2>/dev/null| 2>&1| </dev/null| \|\| true| \|\| :| \| cat| ?;)$")
+            .expect("static regex")
+    });
+    let mut cmd = command.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut sudo = false;
+    loop {
+        let before = cmd.len();
+        if let Some(c) = prefix.captures(&cmd) {
+            let rest = &cmd[c[0].len()..];
+            // `sudo -i`, `sudo -s`: an escalation, not a command run through sudo.
+            if !rest.starts_with('-') {
+                sudo |= c.name("sudo").is_some();
+                cmd = rest.to_string();
+            }
+        }
+        if let Some(c) = wrap.captures(&cmd) {
+            cmd = c
+                .name("s")
+                .or(c.name("d"))
+                .map_or("", |m| m.as_str())
+                .trim()
+                .to_string();
+        }
+        if let Some(m) = suffix.find(&cmd) {
+            cmd = cmd[..m.start()].trim_end().to_string();
+        }
+        if cmd.len() == before {
+            return (cmd, sudo);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_commands() {
+        assert_eq!(
+            plain_command("sudo -n sh -c 'vgs --noheadings -o vg_name'"),
+            ("vgs --noheadings -o vg_name".to_string(), true)
+        );
+        assert_eq!(
+            plain_command("SYSTEMD_PAGER=cat  systemctl is-active pre-nixos 2>/dev/null || true"),
+            ("systemctl is-active pre-nixos".to_string(), false)
+        );
+        assert_eq!(
+            plain_command("cat /run/x 2>&1 | cat;"),
+            ("cat /run/x".to_string(), false)
+        );
+        // An escalation stays what it is.
+        assert_eq!(plain_command("sudo -i"), ("sudo -i".to_string(), false));
+    }
+}

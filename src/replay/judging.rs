@@ -1,0 +1,687 @@
+//! The boot conditions over a recorded log: a plan made from the catalog — the live run's own
+//! judges — fed one line at a time, ending in one outcome per condition with the lines of the
+//! log it rests on. Nothing here holds the log: each condition keeps its first sighting or its
+//! settled observation, so memory does not grow with the log.
+
+use super::foreign::{answered, Escalations, Exchange, Observation, Segmenter, Survey};
+use super::forms::Form;
+use super::own::{FramedRun, Frames};
+use crate::config::catalog::ReaderEvidence;
+use crate::config::{CheckDef, ConditionDef, Config, RunAs};
+use crate::dialogue::shell_quote;
+use crate::judge::{autologin_pattern, login_prompt_pattern, ProbeJudge, ProbeVerdict};
+use crate::model::Outcome;
+use bootaudit_console::NoiseFilter;
+use regex::Regex;
+use std::collections::VecDeque;
+
+pub const NOT_OBSERVED: &str = "not observed in the log";
+/// Lines of context quoted before a console sighting.
+const CONTEXT_LINES: usize = 2;
+
+/// What the log is checked for, per condition, in catalog order.
+pub struct Plan {
+    conditions: Vec<Planned>,
+    signatures: Vec<PlannedSignature>,
+    pub noise: NoiseFilter,
+    /// The `log_shows` patterns of every form; the survey answers them.
+    pub facts: Vec<Regex>,
+    user: String,
+}
+
+struct Planned {
+    id: String,
+    describe: String,
+    check: Check,
+}
+
+struct PlannedSignature {
+    name: String,
+    re: Regex,
+    fails: Vec<String>,
+}
+
+enum Check {
+    Console,
+    Login,
+    Autologin,
+    ShellReady,
+    Watch(Regex),
+    Probe {
+        judge: Box<ProbeJudge>,
+        /// The command line as a live run frames it.
+        sent: String,
+        forms: Vec<Form>,
+    },
+    /// A builtin of another phase: a log cannot show it.
+    NotInLogs,
+    Invalid(String),
+}
+
+impl Plan {
+    pub fn new(config: &Config, defs: &[ConditionDef]) -> Result<Plan, String> {
+        let profile = &config.profile;
+        let vars = &profile.vars;
+        let rules = crate::dialogue::console_rules(profile)?;
+        let mut signatures = Vec::new();
+        for sig in &profile.failure_signatures {
+            signatures.push(PlannedSignature {
+                name: sig.name.clone(),
+                re: sig.pattern.resolve(vars)?,
+                fails: sig.fails.clone(),
+            });
+        }
+        let mut facts = Vec::new();
+        let mut conditions = Vec::new();
+        for def in defs {
+            let check = match def.check() {
+                Ok(CheckDef::Builtin) => match def.id.as_str() {
+                    "boot.console" => Check::Console,
+                    "boot.login" => Check::Login,
+                    "boot.autologin" => Check::Autologin,
+                    "shell.ready" => Check::ShellReady,
+                    _ => Check::NotInLogs,
+                },
+                Ok(CheckDef::Watch { pattern }) => match pattern.resolve(vars) {
+                    Ok(re) => Check::Watch(re),
+                    Err(e) => Check::Invalid(e),
+                },
+                Ok(CheckDef::Probe(p)) => {
+                    let resolved = ProbeJudge::resolve(def, &p, vars).and_then(|judge| {
+                        let forms = def
+                            .replay
+                            .iter()
+                            .map(|f| Form::compile(f, vars, &mut facts))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        Ok((judge, forms))
+                    });
+                    match resolved {
+                        Ok((judge, forms)) => Check::Probe {
+                            sent: match judge.run_as {
+                                RunAs::Root => {
+                                    format!("sudo -n sh -c {}", shell_quote(&judge.command))
+                                }
+                                RunAs::User => judge.command.clone(),
+                            },
+                            judge: Box::new(judge),
+                            forms,
+                        },
+                        Err(e) => Check::Invalid(e),
+                    }
+                }
+                Err(e) => Check::Invalid(e),
+            };
+            conditions.push(Planned {
+                id: def.id.clone(),
+                describe: def.describe(vars),
+                check,
+            });
+        }
+        Ok(Plan {
+            conditions,
+            signatures,
+            noise: rules.noise,
+            facts,
+            user: vars.get("user").cloned().unwrap_or_default(),
+        })
+    }
+}
+
+/// The first line that shows a console condition.
+#[derive(Debug, Clone)]
+struct Sighting {
+    line: u64,
+    /// What matched.
+    text: String,
+    /// The value (the user of an automatic login, a watch's capture).
+    value: String,
+    excerpt: Vec<(u64, String)>,
+}
+
+/// Where a probe condition stands after the observations so far.
+#[derive(Debug, Default)]
+struct ProbeState {
+    observations: usize,
+    /// (number of the observation, the observation, its verdict).
+    settled: Option<(usize, Observation, ProbeVerdict)>,
+    /// Own logs: the first pass or fail-now is the verdict, as it was live.
+    decided: bool,
+}
+
+#[derive(Debug)]
+struct SignatureHit {
+    name: String,
+    line: u64,
+    text: String,
+}
+
+/// The streaming judge: one per replay.
+pub struct Judging<'a> {
+    plan: &'a Plan,
+    survey: &'a Survey,
+    /// The log has bootaudit frames: probes are read from them only.
+    own: bool,
+    frames: Frames,
+    segmenter: Segmenter<'a>,
+    escalations: Escalations,
+    sightings: Vec<Option<Sighting>>,
+    probes: Vec<ProbeState>,
+    hits: Vec<SignatureHit>,
+    shell_ready: Option<Sighting>,
+    /// Login prompts without an automatic login, while none has been seen: a second one is
+    /// what the live dialogue takes as "nobody is logged in automatically".
+    plain_prompts: (u32, Option<Sighting>),
+    autologin_seen: bool,
+    recent: VecDeque<(u64, String)>,
+}
+
+impl<'a> Judging<'a> {
+    pub fn new(plan: &'a Plan, survey: &'a Survey, own: bool) -> Self {
+        let n = plan.conditions.len();
+        Judging {
+            plan,
+            survey,
+            own,
+            frames: Frames::default(),
+            segmenter: Segmenter::new(survey, &plan.noise),
+            escalations: Escalations::default(),
+            sightings: vec![None; n],
+            probes: (0..n).map(|_| ProbeState::default()).collect(),
+            hits: Vec::new(),
+            shell_ready: None,
+            plain_prompts: (0, None),
+            autologin_seen: false,
+            recent: VecDeque::with_capacity(CONTEXT_LINES + 1),
+        }
+    }
+
+    pub fn line(&mut self, no: u64, line: &str) {
+        self.console(no, line);
+        if self.own {
+            if let Some(run) = self.frames.line(no, line, &self.plan.noise) {
+                self.framed(run);
+            }
+        } else if let Some(ex) = self.segmenter.line(no, line) {
+            self.exchange(ex);
+        }
+        if self.recent.len() == CONTEXT_LINES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((no, line.to_string()));
+    }
+
+    /// End of the log.
+    pub fn finish(&mut self) {
+        if !self.own {
+            if let Some(ex) = self.segmenter.finish() {
+                self.exchange(ex);
+            }
+        }
+    }
+
+    fn sighting(&self, no: u64, line: &str, text: &str, value: &str) -> Sighting {
+        let mut excerpt: Vec<(u64, String)> = self.recent.iter().cloned().collect();
+        excerpt.push((no, line.to_string()));
+        Sighting {
+            line: no,
+            text: text.trim().to_string(),
+            value: value.to_string(),
+            excerpt,
+        }
+    }
+
+    /// Console conditions and failure signatures: what a line shows by itself.
+    fn console(&mut self, no: u64, line: &str) {
+        if !self.autologin_seen {
+            if autologin_pattern().is_match(line) {
+                self.autologin_seen = true;
+            } else if let Some(m) = login_prompt_pattern().find(line) {
+                self.plain_prompts.0 += 1;
+                if self.plain_prompts.0 == 2 {
+                    self.plain_prompts.1 = Some(self.sighting(no, line, m.as_str(), ""));
+                }
+            }
+        }
+        for (i, c) in self.plan.conditions.iter().enumerate() {
+            if self.sightings[i].is_some() {
+                continue;
+            }
+            let seen = match &c.check {
+                Check::Console if !line.trim().is_empty() => {
+                    Some((line.to_string(), String::new()))
+                }
+                // The earlier of an automatic login or a prompt, as the live dialogue sees it.
+                Check::Login => [autologin_pattern(), login_prompt_pattern()]
+                    .into_iter()
+                    .filter_map(|re| re.find(line))
+                    .min_by_key(|m| m.start())
+                    .map(|m| (m.as_str().to_string(), String::new())),
+                Check::Autologin => autologin_pattern()
+                    .captures(line)
+                    .map(|c| (c[0].to_string(), c[1].to_string())),
+                Check::Watch(re) => re.captures(line).map(|c| {
+                    let value = c.get(1).or(c.get(0)).map_or("", |m| m.as_str());
+                    (c[0].to_string(), value.to_string())
+                }),
+                _ => None,
+            };
+            if let Some((text, value)) = seen {
+                self.sightings[i] = Some(self.sighting(no, line, &text, &value));
+            }
+        }
+        for sig in &self.plan.signatures {
+            if !self.hits.iter().any(|h| h.name == sig.name) && sig.re.is_match(line) {
+                self.hits.push(SignatureHit {
+                    name: sig.name.clone(),
+                    line: no,
+                    text: line.to_string(),
+                });
+            }
+        }
+    }
+
+    fn framed(&mut self, run: FramedRun) {
+        if self.shell_ready.is_none() && run.exit_code == 0 {
+            self.shell_ready = Some(Sighting {
+                line: run.line,
+                text: run.command.clone(),
+                value: String::new(),
+                excerpt: run.excerpt.clone(),
+            });
+        }
+        let observation = Observation {
+            command: run.command,
+            output: run.output,
+            exit_code: run.exit_code,
+            line: run.line,
+            excerpt: run.excerpt,
+        };
+        for i in 0..self.plan.conditions.len() {
+            if let Check::Probe { sent, .. } = &self.plan.conditions[i].check {
+                if *sent == observation.command {
+                    self.observe(i, observation.clone());
+                }
+            }
+        }
+    }
+
+    fn exchange(&mut self, ex: Exchange) {
+        if self.shell_ready.is_none() && answered(&ex) {
+            self.shell_ready = Some(Sighting {
+                line: ex.line,
+                text: ex.command.clone(),
+                value: String::new(),
+                excerpt: ex.excerpt.clone(),
+            });
+        }
+        let escalation = self.escalations.exchange(&ex);
+        for i in 0..self.plan.conditions.len() {
+            let Check::Probe { forms, .. } = &self.plan.conditions[i].check else {
+                continue;
+            };
+            let seen = forms.iter().find_map(|form| match form.from {
+                Some(ReaderEvidence::Escalation) => escalation.clone(),
+                None if ex.truncated => None,
+                None if form
+                    .log_shows
+                    .is_some_and(|f| !self.survey.facts.get(f).copied().unwrap_or(false)) =>
+                {
+                    None
+                }
+                None => form.observe(&ex),
+            });
+            if let Some(o) = seen {
+                self.observe(i, o);
+            }
+        }
+    }
+
+    /// Hand one observation to the condition's judge. Own logs: the first decisive run is the
+    /// verdict, as live. Foreign logs: where the state settled — the last observation, except
+    /// that a fail-now stays unless a later observation passes (a unit restarted after a
+    /// failure).
+    fn observe(&mut self, i: usize, o: Observation) {
+        let Check::Probe { judge, .. } = &self.plan.conditions[i].check else {
+            return;
+        };
+        let state = &mut self.probes[i];
+        if state.decided {
+            return;
+        }
+        state.observations += 1;
+        let verdict = judge.judge(&o.output, o.exit_code);
+        if self.own {
+            state.decided = !matches!(verdict, ProbeVerdict::NotYet { .. });
+        } else if matches!(state.settled, Some((_, _, ProbeVerdict::FailNow { .. })))
+            && matches!(verdict, ProbeVerdict::NotYet { .. })
+        {
+            return;
+        }
+        state.settled = Some((state.observations, o, verdict));
+    }
+
+    /// Every condition's outcome and the lines of the log it rests on, in plan order.
+    pub fn outcomes(self) -> Vec<(Outcome, Vec<(u64, String)>)> {
+        let mut out = Vec::new();
+        for (i, c) in self.plan.conditions.iter().enumerate() {
+            let (mut outcome, excerpt) = self.outcome(i, c);
+            if outcome.message == NOT_OBSERVED {
+                // Not shown, but a line the profile calls fatal for it is: that is the verdict.
+                let concerns = |h: &&SignatureHit| {
+                    self.plan.signatures.iter().any(|s| {
+                        s.name == h.name && (s.fails.is_empty() || s.fails.contains(&c.id))
+                    })
+                };
+                if let Some(hit) = self.hits.iter().filter(concerns).min_by_key(|h| h.line) {
+                    outcome = Outcome::fail(
+                        format!(
+                            "{}: \"{}\" (log line {})",
+                            hit.name,
+                            hit.text.trim(),
+                            hit.line
+                        ),
+                        hit.text.trim(),
+                    );
+                    outcome.suppress_hint = true;
+                    outcome.log_line = Some(hit.line);
+                    out.push((outcome, vec![(hit.line, hit.text.clone())]));
+                    continue;
+                }
+            }
+            out.push((outcome, excerpt));
+        }
+        out
+    }
+
+    fn outcome(&self, i: usize, c: &Planned) -> (Outcome, Vec<(u64, String)>) {
+        let sighted = |s: &Option<Sighting>, pass: &dyn Fn(&Sighting) -> Outcome| match s {
+            Some(s) => {
+                let mut o = pass(s);
+                o.message = format!("{} (log line {})", o.message, s.line);
+                o.log_line = Some(s.line);
+                (o, s.excerpt.clone())
+            }
+            None => (Outcome::skip(NOT_OBSERVED), Vec::new()),
+        };
+        let seen = &self.sightings[i];
+        match &c.check {
+            Check::Console => sighted(seen, &|s| {
+                Outcome::pass("the log shows console output", s.text.clone())
+            }),
+            Check::Login => sighted(seen, &|s| {
+                Outcome::pass("the log shows a login prompt", s.text.clone())
+            }),
+            // Like the live dialogue: a second login prompt and still nobody logged in.
+            Check::Autologin if seen.is_none() && self.plain_prompts.1.is_some() => {
+                sighted(&self.plain_prompts.1, &|s| {
+                    Outcome::fail(
+                        format!(
+                            "the log shows a login prompt twice but nobody is logged in automatically (expected `{}`)",
+                            self.plan.user
+                        ),
+                        s.text.clone(),
+                    )
+                })
+            }
+            Check::Autologin => sighted(seen, &|s| {
+                let user = &s.value;
+                if *user == self.plan.user {
+                    Outcome::pass(
+                        format!("automatic login of `{user}`"),
+                        format!("{user} (automatic login)"),
+                    )
+                } else {
+                    Outcome::fail(
+                        format!("automatic login of `{user}`, expected `{}`", self.plan.user),
+                        user.clone(),
+                    )
+                }
+            }),
+            Check::Watch(_) => sighted(seen, &|s| {
+                Outcome::pass(format!("the log shows \"{}\"", s.text), s.value.clone())
+            }),
+            Check::ShellReady => sighted(&self.shell_ready, &|s| {
+                let what = if self.own {
+                    "the log shows a command round trip with exit code 0"
+                } else {
+                    "the log shows a shell prompt, a command and its answer"
+                };
+                Outcome::pass(what, s.text.clone())
+            }),
+            Check::Probe { judge, .. } => self.probe_outcome(&self.probes[i], c, judge),
+            Check::NotInLogs => (Outcome::skip(NOT_OBSERVED), Vec::new()),
+            Check::Invalid(e) => (Outcome::error(e.clone()), Vec::new()),
+        }
+    }
+
+    fn probe_outcome(
+        &self,
+        state: &ProbeState,
+        c: &Planned,
+        judge: &ProbeJudge,
+    ) -> (Outcome, Vec<(u64, String)>) {
+        let Some((k, o, verdict)) = &state.settled else {
+            return (Outcome::skip(NOT_OBSERVED), Vec::new());
+        };
+        let n = state.observations;
+        let place = format!("observation {k} of {n}, log line {}", o.line);
+        let mut outcome = match verdict {
+            // Own logs ran the catalog's command: the line number finds it.
+            ProbeVerdict::Pass { evidence } if self.own => {
+                Outcome::pass(format!("{} ({place})", c.describe), evidence.clone())
+            }
+            ProbeVerdict::Pass { evidence } => Outcome::pass(
+                format!("{} (`{}`, {place})", c.describe, o.command),
+                evidence.clone(),
+            ),
+            ProbeVerdict::FailNow { matched } => Outcome::fail(
+                format!(
+                    "`{}` shows it will not pass: \"{matched}\" ({place})",
+                    o.command
+                ),
+                o.output.clone(),
+            ),
+            ProbeVerdict::NotYet { observed } => Outcome::fail(
+                format!(
+                    "not met in {n} observation(s) in the log: `{}` last gave {observed} (log line {})",
+                    if self.own { &judge.command } else { &o.command },
+                    o.line
+                ),
+                observed.clone(),
+            ),
+        };
+        outcome.log_line = Some(o.line);
+        (outcome, o.excerpt.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Phase, Status};
+    use std::collections::BTreeMap;
+
+    /// Replay `log` with the embedded pre-nixos catalog: status, message and log line per id
+    /// (before prerequisites gate anything).
+    fn replay(log: &[u8]) -> BTreeMap<String, (Status, String, Option<u64>)> {
+        let config = crate::config::load("pre-nixos").unwrap();
+        let defs: Vec<ConditionDef> = config
+            .conditions
+            .iter()
+            .filter(|d| d.phase == Phase::Boot)
+            .cloned()
+            .collect();
+        let plan = Plan::new(&config, &defs).unwrap();
+        let mut survey = Survey::new(&plan.facts);
+        let mut own = false;
+        bootaudit_console::for_each_line(log, |_, l| {
+            own |= super::super::own::begin_marker(l).is_some();
+            survey.line(l);
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+        let mut judging = Judging::new(&plan, &survey, own);
+        bootaudit_console::for_each_line(log, |n, l| {
+            judging.line(n, l);
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+        judging.finish();
+        defs.iter()
+            .zip(judging.outcomes())
+            .map(|(d, (o, _))| (d.id.clone(), (o.status, o.message, o.log_line)))
+            .collect()
+    }
+
+    fn status(r: &BTreeMap<String, (Status, String, Option<u64>)>, id: &str) -> Status {
+        r[id].0
+    }
+
+    /// Everything real consoles do to a transcript, in one log of a healthy image.
+    #[test]
+    fn a_hard_healthy_log() {
+        let mut log: Vec<u8> = Vec::new();
+        // An ISOLINUX menu drawn with cursor moves and line-drawing characters.
+        log.extend_from_slice(
+            b"\x1b[2J\x1b[1;1H\x1b)0\x0e lqqqqk\x0f\x1b[2;1H NixOS pre-nixos (console=ttyS0)\r\r\n",
+        );
+        log.extend_from_slice(b"[    0.000000] Linux version 6.1\r\r\n");
+        log.extend_from_slice(b"\r\r\n<<< Welcome to NixOS >>>\r\r\n\r\nnixos login: nixos (automatic login)\r\r\n\r\n");
+        // A coloured prompt; the harness types ahead; the echo comes twice.
+        log.extend_from_slice(b"\x1b[1;32m[nixos@nixos:~]$\x1b[0m sudo -i\r\n");
+        log.extend_from_slice(b"\x1b[1;31m[root@nixos:~]#\x1b[0m id -u\r\nid -u\r\n");
+        // A uid with an escape code inside and a kernel line spliced after it.
+        log.extend_from_slice(b"\x1b[0m0[   42.123456] random: crng init done\r\r\n");
+        log.extend_from_slice(
+            b"\x1b[1;31m[root@nixos:~]#\x1b[0m cat /run/pre-nixos/storage-status\r\n",
+        );
+        log.extend_from_slice(b"STATE=applied\r\nDETAIL=auto-applied\r\n");
+        log.extend_from_slice(
+            b"\x1b[1;31m[root@nixos:~]#\x1b[0m vgs --noheadings -o vg_name\r\n  main\r\n",
+        );
+        log.extend_from_slice(b"\x1b[1;31m[root@nixos:~]#\x1b[0m lvs --noheadings -o lv_name,vg_name --separator :\r\n  slash:main\r\n");
+        // NUL bytes and invalid UTF-8 in the middle.
+        log.extend_from_slice(b"\0\0\xff\xfe\r\n");
+        log.extend_from_slice(b"\x1b[1;31m[root@nixos:~]#\x1b[0m ip -4 -o addr show dev lan\r\n");
+        log.extend_from_slice(b"2: lan    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic lan\\       valid_lft 86395sec preferred_lft 86395sec\r\n");
+        log.extend_from_slice(b"LAN IPv4 address: 10.0.2.15\r\n");
+        log.extend_from_slice(
+            b"\x1b[1;31m[root@nixos:~]#\x1b[0m systemctl status pre-nixos --no-pager\r\n",
+        );
+        log.extend_from_slice("\u{25cb} pre-nixos.service - Pre-NixOS setup\r\n     Loaded: loaded (/etc/systemd/system/pre-nixos.service; enabled)\r\n     Active: inactive (dead) since Sat 2025-10-11\r\n".as_bytes());
+        // Truncated in the middle of the next output.
+        log.extend_from_slice(b"\x1b[1;31m[root@nixos:~]#\x1b[0m journalctl -b\r\nOct 11 ");
+        let r = replay(&log);
+        for id in [
+            "boot.console",
+            "boot.login",
+            "boot.autologin",
+            "shell.ready",
+            "shell.root",
+            "storage.status",
+            "storage.vg-main",
+            "storage.lv-slash",
+            "net.lan-ipv4",
+            "unit.pre-nixos-inactive",
+            "console.lan-announce",
+        ] {
+            assert_eq!(status(&r, id), Status::Pass, "{id}: {:?}", r[id]);
+        }
+        // storage.tools is not in the log: not observed, never a pass.
+        assert_eq!(status(&r, "storage.tools"), Status::Skip);
+        assert_eq!(r["shell.root"].2, Some(8), "the line of `sudo -i`");
+        assert_eq!(r["storage.status"].2, Some(12));
+        assert!(
+            r["storage.status"].1.contains("log line 12"),
+            "{}",
+            r["storage.status"].1
+        );
+    }
+
+    #[test]
+    fn output_of_the_wrong_shape_or_user_is_not_evidence() {
+        let log = b"nixos login: nixos (automatic login)\n\
+            [nixos@nixos:~]$ vgs --noheadings -o vg_name\n  WARNING: Running as a non-root user. Functionality may be unavailable.\n  main\n\
+            [nixos@nixos:~]$ ip -o -4 addr show dev lan\n\xe2\x97\x8f 2: lan\n   Address: 10.0.2.15 (DHCP4)\n\
+            [nixos@nixos:~]$ journalctl -u pre-nixos\nSTATE=applied\nDETAIL=auto-applied\n\
+            [nixos@nixos:~]$ systemctl is-active pre-nixos\ninactive\n\
+            [nixos@nixos:~]$ ";
+        let r = replay(log);
+        for id in [
+            "storage.vg-main",
+            "net.lan-ipv4",
+            "storage.status",
+            "unit.pre-nixos-inactive",
+            "shell.root",
+        ] {
+            assert_eq!(status(&r, id), Status::Skip, "{id}: {:?}", r[id]);
+            assert_eq!(r[id].1, NOT_OBSERVED);
+        }
+    }
+
+    #[test]
+    fn inactive_counts_where_the_log_shows_the_unit_loaded() {
+        let log = b"[  5.1] systemd[1]: pre-nixos.service: Deactivated successfully.\n\
+            [nixos@nixos:~]$ SYSTEMD_PAGER=cat systemctl is-active pre-nixos 2>/dev/null || true\ninactive\n\
+            [nixos@nixos:~]$ ";
+        assert_eq!(
+            status(&replay(log), "unit.pre-nixos-inactive"),
+            Status::Pass
+        );
+    }
+
+    #[test]
+    fn settled_state_and_failures() {
+        // Still empty, then failed: a fail-now quoted with its line.
+        let log = b"[nixos@nixos:~]$ cat /run/pre-nixos/storage-status\n\
+            [nixos@nixos:~]$ cat /run/pre-nixos/storage-status\nSTATE=failed\nDETAIL=disko\n\
+            [nixos@nixos:~]$ sudo -n id -u\nsudo: a password is required\n\
+            [nixos@nixos:~]$ ";
+        let r = replay(log);
+        assert_eq!(status(&r, "storage.status"), Status::Fail);
+        assert!(
+            r["storage.status"].1.contains("STATE=failed"),
+            "{}",
+            r["storage.status"].1
+        );
+        assert_eq!(r["storage.status"].2, Some(2));
+        assert_eq!(
+            status(&r, "shell.root"),
+            Status::Fail,
+            "{:?}",
+            r["shell.root"]
+        );
+        // Never shown, but the console says the unit failed: fail, quoting the line.
+        let log = b"[  9.9] systemd[1]: Failed to start Pre-NixOS setup.\nnixos login: nixos (automatic login)\n";
+        let r = replay(log);
+        assert_eq!(status(&r, "storage.status"), Status::Fail);
+        assert_eq!(r["storage.status"].2, Some(1));
+        assert_eq!(status(&r, "net.lan-ipv4"), Status::Skip);
+    }
+
+    #[test]
+    fn a_second_login_prompt_means_no_automatic_login() {
+        let r = replay(b"nixos login: \nnixos login: \n");
+        assert_eq!(status(&r, "boot.autologin"), Status::Fail);
+        assert_eq!(r["boot.autologin"].2, Some(2));
+        // One prompt and the log ends: it does not show what came next.
+        let r = replay(b"nixos login: \n");
+        assert_eq!(status(&r, "boot.autologin"), Status::Skip);
+        assert_eq!(status(&r, "boot.login"), Status::Pass);
+    }
+
+    #[test]
+    fn a_pager_that_swallowed_the_next_commands() {
+        // `systemctl status` without --no-pager: `less` takes the typed-ahead commands as keys.
+        let log = b"[nixos@nixos:~]$ systemctl status pre-nixos\n\
+            \xe2\x97\x8b pre-nixos.service - Pre-NixOS setup\n     Loaded: loaded (/etc/systemd/system/pre-nixos.service; enabled)\n     Active: active (running) since Sat\nlines 1-3/3 (END)\n\
+            cat /run/pre-nixos/storage-status\nip -o -4 addr show dev lan\n";
+        let r = replay(log);
+        assert_eq!(status(&r, "unit.pre-nixos-inactive"), Status::Fail);
+        assert!(r["unit.pre-nixos-inactive"]
+            .1
+            .contains("ActiveState=active"));
+        assert_eq!(status(&r, "storage.status"), Status::Skip);
+        assert_eq!(status(&r, "net.lan-ipv4"), Status::Skip);
+    }
+}

@@ -1,0 +1,134 @@
+//! bootaudit's own logs: every framed command announces itself on a line of its own
+//! (`BA_<token>_BEGIN <command>`) and ends with `BA_<token>_END rc=N`, so the command, its
+//! output and its exit code are read back exactly, one frame at a time.
+
+use bootaudit_console::{parse_between, NoiseFilter, MARKER_PREFIX};
+use regex::Regex;
+use std::sync::OnceLock;
+
+/// Output kept per frame; a longer one is cut (no probe prints that much).
+const MAX_FRAME_BYTES: usize = 4 << 20;
+/// Lines of the log quoted for a frame in the condition's transcript.
+const MAX_EXCERPT_LINES: usize = 40;
+
+/// One framed command found in the log.
+#[derive(Debug, Clone)]
+pub struct FramedRun {
+    pub command: String,
+    pub output: String,
+    pub exit_code: i32,
+    /// Log line of the begin marker.
+    pub line: u64,
+    pub excerpt: Vec<(u64, String)>,
+}
+
+/// A line that opens a frame: the token and the command it names.
+pub fn begin_marker(line: &str) -> Option<(&str, &str)> {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        Regex::new(&format!(
+            "{MARKER_PREFIX}_([a-z0-9]{{1,32}})_BEGIN(?: (.*))?$"
+        ))
+        .expect("static regex")
+    });
+    if !line.contains(MARKER_PREFIX) {
+        return None;
+    }
+    let c = re.captures(line)?;
+    Some((
+        c.get(1).expect("group").as_str(),
+        c.get(2).map_or("", |m| m.as_str()),
+    ))
+}
+
+struct Open {
+    token: String,
+    end: String,
+    command: String,
+    between: String,
+    line: u64,
+    excerpt: Vec<(u64, String)>,
+}
+
+/// Reads frames line by line.
+#[derive(Default)]
+pub struct Frames {
+    open: Option<Open>,
+}
+
+impl Frames {
+    /// Feed one log line; returns the frame it closed, if any.
+    pub fn line(&mut self, no: u64, line: &str, noise: &NoiseFilter) -> Option<FramedRun> {
+        if let Some(open) = &mut self.open {
+            if open.excerpt.len() < MAX_EXCERPT_LINES {
+                open.excerpt.push((no, line.to_string()));
+            }
+            if let Some(at) = line.find(&open.end) {
+                let rc: String = line[at + open.end.len()..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                if let Ok(rc) = rc.parse::<i32>() {
+                    let open = self.open.take().expect("open frame");
+                    let mut between = open.between;
+                    between.push_str(&line[..at]);
+                    let out = parse_between(&between, rc, noise);
+                    return Some(FramedRun {
+                        command: open.command,
+                        output: out.text(),
+                        exit_code: rc,
+                        line: open.line,
+                        excerpt: open.excerpt,
+                    });
+                }
+            }
+            if open.between.len() + line.len() < MAX_FRAME_BYTES {
+                open.between.push_str(line);
+                open.between.push('\n');
+            }
+        }
+        // A begin marker with another token: the open frame never ended (an interrupted run).
+        if let Some((token, command)) = begin_marker(line) {
+            if self.open.as_ref().is_none_or(|o| o.token != token) {
+                self.open = Some(Open {
+                    token: token.to_string(),
+                    end: format!("{MARKER_PREFIX}_{token}_END rc="),
+                    command: command.to_string(),
+                    between: String::new(),
+                    line: no,
+                    excerpt: vec![(no, line.to_string())],
+                });
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bootaudit_console::frame_with_token;
+
+    #[test]
+    fn reads_back_what_the_framing_wrote() {
+        let framed = frame_with_token("id -u", "abc1").unwrap();
+        assert!(
+            framed.line.contains("BA\"\"_abc1_BEGIN"),
+            "the echo never opens a frame"
+        );
+        let log = "$ echo\nBA_abc1_BEGIN id -u\n0\n[   3.1] kernel says\n\nBA_abc1_END rc=0\n$ ";
+        let mut frames = Frames::default();
+        let noise = NoiseFilter::default_console();
+        let runs: Vec<FramedRun> = log
+            .lines()
+            .enumerate()
+            .filter_map(|(i, l)| frames.line(i as u64 + 1, l, &noise))
+            .collect();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].command, "id -u");
+        assert_eq!(runs[0].output, "0");
+        assert_eq!(runs[0].exit_code, 0);
+        assert_eq!(runs[0].line, 2);
+        assert_eq!(runs[0].excerpt.len(), 5);
+    }
+}
