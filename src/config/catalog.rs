@@ -90,6 +90,9 @@ pub struct ReplayForm {
     pub command: Option<PatternSrc>,
     /// Instead of a command, something the reader itself recognises in the dialogue.
     pub from: Option<ReaderEvidence>,
+    /// Instead of a command, a line anywhere in the log that shows the state by itself (a
+    /// service's own announcement, a journal line); only `judge_as` and `log_shows` apply.
+    pub console: Option<PatternSrc>,
     /// Who must have run the command for the output to count.
     #[serde(default)]
     pub ran_as: RanAs,
@@ -99,6 +102,10 @@ pub struct ReplayForm {
     /// Output lines set aside before the shape is checked (headings, warnings).
     #[serde(default)]
     pub ignore: Vec<PatternSrc>,
+    /// The output starts at the first line matching this; lines before it belong to other
+    /// commands (typed-ahead echoes). For outputs that name what they are about (a status
+    /// block's heading).
+    pub block_start: Option<PatternSrc>,
     /// The first output line must match.
     pub first_line: Option<PatternSrc>,
     /// Every output line must match (the output's shape).
@@ -144,29 +151,34 @@ pub enum RanAs {
 impl ReplayForm {
     /// What is inconsistent about the fields.
     pub fn check(&self) -> Result<(), String> {
-        match (&self.command, self.from) {
-            (None, None) => {
-                return Err("a replay form needs `command` (or `from: escalation`)".into())
+        let output_fields = self.lines.is_some()
+            || self.block_start.is_some()
+            || self.first_line.is_some()
+            || !self.find.is_empty()
+            || !self.ignore.is_empty()
+            || !self.reject.is_empty()
+            || self.each_line.is_some()
+            || self.max_lines.is_some()
+            || self.empty
+            || self.ran_as != RanAs::Anyone;
+        match (&self.command, self.from, &self.console) {
+            (Some(_), None, None) => {}
+            (None, Some(_), None) if output_fields || self.judge_as.is_some() => {
+                return Err("`from` takes no output fields: the reader knows the output".into())
             }
-            (Some(_), Some(_)) => {
-                return Err("a replay form takes `command` or `from`, not both".into())
+            (None, None, Some(_)) if output_fields => return Err(
+                "a `console` form takes only `judge_as` and `log_shows`: the line is the output"
+                    .into(),
+            ),
+            (None, Some(_), None) | (None, None, Some(_)) => {}
+            (None, None, None) => {
+                return Err("a replay form needs `command`, `console` or `from: escalation`".into())
             }
-            (None, Some(_)) => {
-                let shape = self.lines.is_some()
-                    || self.first_line.is_some()
-                    || !self.find.is_empty()
-                    || !self.ignore.is_empty()
-                    || !self.reject.is_empty()
-                    || self.each_line.is_some()
-                    || self.judge_as.is_some()
-                    || self.max_lines.is_some()
-                    || self.empty
-                    || self.ran_as != RanAs::Anyone;
-                if shape {
-                    return Err("`from` takes no output fields: the reader knows the output".into());
-                }
+            _ => {
+                return Err(
+                    "a replay form takes one of `command`, `console` and `from`, not both".into(),
+                )
             }
-            (Some(_), None) => {}
         }
         if self.each_line.is_some() && self.lines.is_none() {
             return Err(
@@ -185,6 +197,8 @@ impl ReplayForm {
         for p in self
             .command
             .iter()
+            .chain(&self.console)
+            .chain(&self.block_start)
             .chain(&self.first_line)
             .chain(&self.lines)
             .chain(&self.find)

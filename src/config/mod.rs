@@ -310,7 +310,9 @@ fn validate_condition(
         let patterns = form
             .command
             .iter()
+            .chain(&form.console)
             .chain(&form.reject)
+            .chain(&form.block_start)
             .chain(&form.ignore)
             .chain(&form.first_line)
             .chain(&form.lines)

@@ -13,9 +13,11 @@ use std::sync::OnceLock;
 pub struct Form {
     pub from: Option<ReaderEvidence>,
     command: Option<Regex>,
+    pub console: Option<Regex>,
     ran_as: RanAs,
     reject: Vec<Regex>,
     ignore: Vec<Regex>,
+    block_start: Option<Regex>,
     first_line: Option<Regex>,
     lines: Option<Regex>,
     find: Vec<Regex>,
@@ -56,9 +58,11 @@ impl Form {
         Ok(Form {
             from: form.from,
             command: one(&form.command)?,
+            console: one(&form.console)?,
             ran_as: form.ran_as,
             reject: many(&form.reject)?,
             ignore: many(&form.ignore)?,
+            block_start: one(&form.block_start)?,
             first_line: one(&form.first_line)?,
             lines: one(&form.lines)?,
             find: many(&form.find)?,
@@ -89,12 +93,16 @@ impl Form {
         {
             return None;
         }
-        let output: Vec<&str> = ex
+        let mut output: Vec<&str> = ex
             .output
             .iter()
             .map(String::as_str)
             .filter(|l| !self.ignore.iter().any(|r| r.is_match(l)))
             .collect();
+        if let Some(start) = &self.block_start {
+            let at = output.iter().position(|l| start.is_match(l))?;
+            output.drain(..at);
+        }
         if output.is_empty() && !self.empty {
             return None;
         }
@@ -142,6 +150,28 @@ impl Form {
             output: judged,
             line: ex.line,
             excerpt: ex.excerpt.clone(),
+        })
+    }
+
+    /// What a log line shows by itself, for a `console` form.
+    pub fn observe_line(
+        &self,
+        no: u64,
+        line: &str,
+        excerpt: Vec<(u64, String)>,
+    ) -> Option<Observation> {
+        let re = self.console.as_ref()?;
+        let caps = re.captures(line.trim_end())?;
+        let output = match &self.judge_as {
+            Some(t) => self.fill(t, &caps_map(re, &caps))?,
+            None => line.trim().to_string(),
+        };
+        Some(Observation {
+            command: "a console line".into(),
+            output,
+            exit_code: 0,
+            line: no,
+            excerpt,
         })
     }
 

@@ -127,6 +127,18 @@ impl Plan {
     }
 }
 
+/// What the log says of one condition.
+#[derive(Debug, Clone)]
+pub enum Finding {
+    /// Its own evidence: a console line, a probe's output (with the log lines).
+    Shown(Outcome, Vec<(u64, String)>),
+    /// A failure signature that names this condition.
+    Named(Outcome, Vec<(u64, String)>),
+    /// A failure signature for every condition (a panic): nothing after it could happen.
+    Fatal(Outcome, Vec<(u64, String)>),
+    NotObserved,
+}
+
 /// The first line that shows a console condition.
 #[derive(Debug, Clone)]
 struct Sighting {
@@ -197,6 +209,9 @@ impl<'a> Judging<'a> {
 
     pub fn line(&mut self, no: u64, line: &str) {
         self.console(no, line);
+        if !self.own {
+            self.console_forms(no, line);
+        }
         if self.own {
             if let Some(run) = self.frames.line(no, line, &self.plan.noise) {
                 self.framed(run);
@@ -280,6 +295,35 @@ impl<'a> Judging<'a> {
         }
     }
 
+    /// Lines that show a probe's state by themselves (`console:` forms; foreign logs only, an
+    /// own log has the probe's own runs).
+    fn console_forms(&mut self, no: u64, line: &str) {
+        for i in 0..self.plan.conditions.len() {
+            let Check::Probe { forms, .. } = &self.plan.conditions[i].check else {
+                continue;
+            };
+            let facts = &self.survey.facts;
+            let seen = forms
+                .iter()
+                .filter(|f| {
+                    f.console.is_some()
+                        && f.log_shows
+                            .is_none_or(|k| facts.get(k).copied().unwrap_or(false))
+                })
+                .find_map(|f| {
+                    if !f.console.as_ref().is_some_and(|re| re.is_match(line)) {
+                        return None;
+                    }
+                    let mut excerpt: Vec<(u64, String)> = self.recent.iter().cloned().collect();
+                    excerpt.push((no, line.to_string()));
+                    f.observe_line(no, line, excerpt)
+                });
+            if let Some(o) = seen {
+                self.observe(i, o);
+            }
+        }
+    }
+
     fn framed(&mut self, run: FramedRun) {
         if self.shell_ready.is_none() && run.exit_code == 0 {
             self.shell_ready = Some(Sighting {
@@ -321,7 +365,7 @@ impl<'a> Judging<'a> {
             };
             let seen = forms.iter().find_map(|form| match form.from {
                 Some(ReaderEvidence::Escalation) => escalation.clone(),
-                None if ex.truncated => None,
+                None if ex.truncated || form.console.is_some() => None,
                 None if form
                     .log_shows
                     .is_some_and(|f| !self.survey.facts.get(f).copied().unwrap_or(false)) =>
@@ -360,20 +404,33 @@ impl<'a> Judging<'a> {
         state.settled = Some((state.observations, o, verdict));
     }
 
-    /// Every condition's outcome and the lines of the log it rests on, in plan order.
-    pub fn outcomes(self) -> Vec<(Outcome, Vec<(u64, String)>)> {
+    /// What the log says of every condition, in plan order.
+    pub fn findings(self) -> Vec<Finding> {
         let mut out = Vec::new();
         for (i, c) in self.plan.conditions.iter().enumerate() {
-            let (mut outcome, excerpt) = self.outcome(i, c);
-            if outcome.message == NOT_OBSERVED {
-                // Not shown, but a line the profile calls fatal for it is: that is the verdict.
-                let concerns = |h: &&SignatureHit| {
-                    self.plan.signatures.iter().any(|s| {
-                        s.name == h.name && (s.fails.is_empty() || s.fails.contains(&c.id))
-                    })
-                };
-                if let Some(hit) = self.hits.iter().filter(concerns).min_by_key(|h| h.line) {
-                    outcome = Outcome::fail(
+            let (outcome, excerpt) = self.outcome(i, c);
+            if outcome.message != NOT_OBSERVED {
+                out.push(Finding::Shown(outcome, excerpt));
+                continue;
+            }
+            // Not shown, but a line the profile calls fatal for it is: that is the verdict.
+            // A signature that names the condition (`fails:`) speaks of it directly; one for
+            // every condition only of what could not happen after it.
+            let scope = |h: &SignatureHit| {
+                self.plan
+                    .signatures
+                    .iter()
+                    .find(|s| s.name == h.name)
+                    .map(|s| (s.fails.is_empty(), s.fails.contains(&c.id)))
+            };
+            let hit = self
+                .hits
+                .iter()
+                .filter(|h| scope(h).is_some_and(|(all, named)| all || named))
+                .min_by_key(|h| h.line);
+            out.push(match hit {
+                Some(hit) => {
+                    let mut outcome = Outcome::fail(
                         format!(
                             "{}: \"{}\" (log line {})",
                             hit.name,
@@ -384,11 +441,15 @@ impl<'a> Judging<'a> {
                     );
                     outcome.suppress_hint = true;
                     outcome.log_line = Some(hit.line);
-                    out.push((outcome, vec![(hit.line, hit.text.clone())]));
-                    continue;
+                    let excerpt = vec![(hit.line, hit.text.clone())];
+                    if scope(hit).is_some_and(|(_, named)| named) {
+                        Finding::Named(outcome, excerpt)
+                    } else {
+                        Finding::Fatal(outcome, excerpt)
+                    }
                 }
-            }
-            out.push((outcome, excerpt));
+                None => Finding::NotObserved,
+            });
         }
         out
     }
@@ -528,8 +589,14 @@ mod tests {
         .unwrap();
         judging.finish();
         defs.iter()
-            .zip(judging.outcomes())
-            .map(|(d, (o, _))| (d.id.clone(), (o.status, o.message, o.log_line)))
+            .zip(judging.findings())
+            .map(|(d, f)| {
+                let o = match f {
+                    Finding::Shown(o, _) | Finding::Named(o, _) | Finding::Fatal(o, _) => o,
+                    Finding::NotObserved => Outcome::skip(NOT_OBSERVED),
+                };
+                (d.id.clone(), (o.status, o.message, o.log_line))
+            })
             .collect()
     }
 
@@ -602,8 +669,8 @@ mod tests {
     fn output_of_the_wrong_shape_or_user_is_not_evidence() {
         let log = b"nixos login: nixos (automatic login)\n\
             [nixos@nixos:~]$ vgs --noheadings -o vg_name\n  WARNING: Running as a non-root user. Functionality may be unavailable.\n  main\n\
-            [nixos@nixos:~]$ ip -o -4 addr show dev lan\n\xe2\x97\x8f 2: lan\n   Address: 10.0.2.15 (DHCP4)\n\
-            [nixos@nixos:~]$ journalctl -u pre-nixos\nSTATE=applied\nDETAIL=auto-applied\n\
+            [nixos@nixos:~]$ ip -o -4 addr show dev lan\n3: wan    inet 10.0.3.15/24 brd 10.0.3.255 scope global dynamic wan\n\
+            [nixos@nixos:~]$ journalctl -u pre-nixos\npre-nixos[9]: STATE=applied\npre-nixos[9]: DETAIL=auto-applied\n\
             [nixos@nixos:~]$ systemctl is-active pre-nixos\ninactive\n\
             [nixos@nixos:~]$ ";
         let r = replay(log);
@@ -617,6 +684,31 @@ mod tests {
             assert_eq!(status(&r, id), Status::Skip, "{id}: {:?}", r[id]);
             assert_eq!(r[id].1, NOT_OBSERVED);
         }
+    }
+
+    #[test]
+    fn outputs_that_name_their_subject_count_under_any_command() {
+        // Typed ahead: networkctl's and systemctl's blocks land under other prompts, after
+        // echoes the log never shows after a prompt.
+        let log = "[nixos@nixos:~]$ journalctl -b\nnetworkctl status lan\n\u{25cf} 2: lan\n        Link File: x\n          Address: 10.0.2.15 (DHCP4 via 10.0.2.2)\n\
+            [nixos@nixos:~]$ true\nsystemctl status pre-nixos\n\u{25cb} pre-nixos.service - Pre-NixOS setup\n     Loaded: loaded (/etc/x; enabled)\n     Active: inactive (dead)\n\
+            [nixos@nixos:~]$ ";
+        let r = replay(log.as_bytes());
+        assert_eq!(
+            status(&r, "net.lan-ipv4"),
+            Status::Pass,
+            "{:?}",
+            r["net.lan-ipv4"]
+        );
+        assert_eq!(r["net.lan-ipv4"].2, Some(1));
+        assert_eq!(status(&r, "unit.pre-nixos-inactive"), Status::Pass);
+        // Lines that show the lease by themselves.
+        let r = replay(b"Oct 13 23:01:09 nixos systemd-networkd[856]: lan: DHCPv4 address 10.0.2.15/2\xe2\x80\xa62.2\n");
+        assert_eq!(status(&r, "net.lan-ipv4"), Status::Pass);
+        let r = replay(b"LAN IPv4 address: 10.0.2.15\n");
+        assert_eq!(status(&r, "net.lan-ipv4"), Status::Pass);
+        let r = replay(b"wan: DHCPv4 address 10.0.3.15/24\n");
+        assert_eq!(status(&r, "net.lan-ipv4"), Status::Skip);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::engine::{Engine, RunOptions, Scope};
 use crate::exit_codes;
 use crate::model::Outcome;
 use bootaudit_console::for_each_line;
-use judging::{Judging, Plan};
+use judging::{Finding, Judging, Plan, NOT_OBSERVED};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
@@ -92,12 +92,12 @@ pub async fn run(args: ReplayArgs) -> i32 {
     report.verdict.exit_code()
 }
 
-/// What the two passes over the log found: an outcome and its log lines per condition.
-type Outcomes = Vec<(Outcome, Vec<(u64, String)>)>;
+/// What the two passes over the log found, per condition, and whether it was an own log.
+type Findings = (Vec<Finding>, bool);
 
 /// Read the log: a survey pass, then the judging pass. Runs on a blocking thread; stops early
 /// (with what it has) when the run is interrupted.
-fn read_log(plan: &Plan, path: &Path, cancel: &crate::signal::Cancel) -> std::io::Result<Outcomes> {
+fn read_log(plan: &Plan, path: &Path, cancel: &crate::signal::Cancel) -> std::io::Result<Findings> {
     let open = || std::fs::File::open(path);
     let mut survey = foreign::Survey::new(&plan.facts);
     let mut own = false;
@@ -126,7 +126,7 @@ fn read_log(plan: &Plan, path: &Path, cancel: &crate::signal::Cancel) -> std::io
         }
     })?;
     judging.finish();
-    Ok(judging.outcomes())
+    Ok((judging.findings(), own))
 }
 
 /// The boot phase over a recorded log: each condition judged from what the log shows.
@@ -142,23 +142,44 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
         }
     };
     for (i, def) in defs.iter().enumerate() {
-        if engine.skip_if_gated(def) {
-            continue;
-        }
-        let at = engine.begin(def);
-        let outcome = match &judged {
-            Ok(outcomes) => {
-                let (outcome, excerpt) = outcomes[i].clone();
+        let (finding, own) = match &judged {
+            Ok((findings, own)) => (findings[i].clone(), *own),
+            Err(e) => {
+                let at = engine.begin(def);
+                engine.record(def, at, Outcome::error(format!("cannot replay: {e}")));
+                continue;
+            }
+        };
+        // Own logs mirror the live run: what it did not run, it blocked. A foreign harness
+        // runs what it likes, so what its log shows of a condition is judged even where a
+        // prerequisite failed; only what it does not show is blocked.
+        let chosen = match (engine.gate(def), finding) {
+            (Some(gate), Finding::Shown(o, e) | Finding::Named(o, e))
+                if !own && gate.blocked_by.is_some() =>
+            {
+                Ok((o, e))
+            }
+            (Some(gate), _) => Err(gate),
+            (None, Finding::Shown(o, e) | Finding::Named(o, e) | Finding::Fatal(o, e)) => {
+                Ok((o, e))
+            }
+            (None, Finding::NotObserved) => Ok((Outcome::skip(NOT_OBSERVED), Vec::new())),
+        };
+        match chosen {
+            Err(gate) => {
+                let at = engine.now_ms();
+                engine.record(def, at, gate);
+            }
+            Ok((outcome, excerpt)) => {
+                let at = engine.begin(def);
                 if !excerpt.is_empty() {
                     engine.emit(Event::LogExcerpt {
                         id: &def.id,
                         lines: &excerpt,
                     });
                 }
-                outcome
+                engine.record(def, at, outcome);
             }
-            Err(e) => Outcome::error(format!("cannot replay: {e}")),
-        };
-        engine.record(def, at, outcome);
+        }
     }
 }
