@@ -99,9 +99,17 @@ impl Form {
             .map(String::as_str)
             .filter(|l| !self.ignore.iter().any(|r| r.is_match(l)))
             .collect();
+        // What the messages call it: the command, or the block it found under the command.
+        let mut label = ex.command.clone();
+        let mut line = ex.line;
         if let Some(start) = &self.block_start {
             let at = output.iter().position(|l| start.is_match(l))?;
             output.drain(..at);
+            label = format!("{}` under `{}", output[0].trim(), ex.command);
+            // The block's own line, where the excerpt still has it.
+            if let Some((n, _)) = ex.excerpt.iter().find(|(_, t)| t.trim_end() == output[0]) {
+                line = *n;
+            }
         }
         if output.is_empty() && !self.empty {
             return None;
@@ -145,10 +153,10 @@ impl Form {
             (None, None) => output.join("\n"),
         };
         Some(Observation {
-            command: ex.command.clone(),
+            command: label,
             exit_code: inferred_exit(&output.join("\n")),
             output: judged,
-            line: ex.line,
+            line,
             excerpt: ex.excerpt.clone(),
         })
     }
@@ -167,7 +175,7 @@ impl Form {
             None => line.trim().to_string(),
         };
         Some(Observation {
-            command: "a console line".into(),
+            command: line.trim().chars().take(100).collect(),
             output,
             exit_code: 0,
             line: no,

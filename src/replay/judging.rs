@@ -700,7 +700,7 @@ mod tests {
             "{:?}",
             r["net.lan-ipv4"]
         );
-        assert_eq!(r["net.lan-ipv4"].2, Some(1));
+        assert_eq!(r["net.lan-ipv4"].2, Some(3), "the block's own line");
         assert_eq!(status(&r, "unit.pre-nixos-inactive"), Status::Pass);
         // Lines that show the lease by themselves.
         let r = replay(b"Oct 13 23:01:09 nixos systemd-networkd[856]: lan: DHCPv4 address 10.0.2.15/2\xe2\x80\xa62.2\n");
