@@ -158,7 +158,8 @@ impl Survey {
             }
         }
         self.prompts.learn(line);
-        if !self.facts.iter().all(|f| *f) {
+        // is_match first: the overlapping search that says which is dearer, and rarely needed.
+        if !self.facts.iter().all(|f| *f) && self.fact_patterns.is_match(line) {
             for i in self.fact_patterns.matches(line).iter() {
                 self.facts[i] = true;
             }

@@ -219,10 +219,14 @@ impl<'a> Judging<'a> {
         } else if let Some(ex) = self.segmenter.line(no, line) {
             self.exchange(ex);
         }
-        if self.recent.len() == CONTEXT_LINES {
-            self.recent.pop_front();
-        }
-        self.recent.push_back((no, line.to_string()));
+        // Reuse the oldest line's buffer: no allocation per line.
+        let mut kept = match self.recent.len() {
+            CONTEXT_LINES => self.recent.pop_front().map(|(_, s)| s).unwrap_or_default(),
+            _ => String::new(),
+        };
+        kept.clear();
+        kept.push_str(line);
+        self.recent.push_back((no, kept));
     }
 
     /// End of the log.
@@ -271,10 +275,11 @@ impl<'a> Judging<'a> {
                     .filter_map(|re| re.find(line))
                     .min_by_key(|m| m.start())
                     .map(|m| (m.as_str().to_string(), String::new())),
-                Check::Autologin => autologin_pattern()
+                // is_match first: captures cost more, and nearly every line has none.
+                Check::Autologin if autologin_pattern().is_match(line) => autologin_pattern()
                     .captures(line)
                     .map(|c| (c[0].to_string(), c[1].to_string())),
-                Check::Watch(re) => re.captures(line).map(|c| {
+                Check::Watch(re) if re.is_match(line) => re.captures(line).map(|c| {
                     let value = c.get(1).or(c.get(0)).map_or("", |m| m.as_str());
                     (c[0].to_string(), value.to_string())
                 }),

@@ -149,9 +149,26 @@ impl Normalizer {
                 self.next_entry_at = Some(at + TIME_RESOLUTION);
             }
         }
-        for &b in bytes {
-            self.byte(b);
+        let mut i = 0;
+        while i < bytes.len() {
+            // Fast path: a run of plain printable ASCII in the ground state appends as it is
+            // (most of a console is such runs); everything else goes byte by byte.
+            if self.plain_ascii_mode() {
+                let run = bytes[i..]
+                    .iter()
+                    .take_while(|b| (0x20..0x7F).contains(*b))
+                    .count();
+                if run > 0 {
+                    let text = std::str::from_utf8(&bytes[i..i + run]).expect("ASCII");
+                    self.text.push_str(text);
+                    self.column += run;
+                    i += run;
+                    continue;
+                }
+            }
+            self.byte(bytes[i]);
             low = low.min(self.text.len());
+            i += 1;
         }
         // Drop time entries that point past erased text so lookups stay monotonic.
         let len = self.text.len();
@@ -227,6 +244,16 @@ impl Normalizer {
         n.push(bytes, Instant::now());
         n.finish();
         n.text
+    }
+
+    /// Printable ASCII would be appended unchanged: ground state, no pending soft break or
+    /// UTF-8 sequence, and the active character set is ASCII.
+    fn plain_ascii_mode(&self) -> bool {
+        let set = if self.shifted_out { self.g1 } else { self.g0 };
+        self.state == State::Ground
+            && self.utf8_len == 0
+            && !self.soft_break
+            && set == Charset::Ascii
     }
 
     fn byte(&mut self, b: u8) {
