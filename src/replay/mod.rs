@@ -100,7 +100,7 @@ type Findings = (Vec<Finding>, bool);
 fn read_log(plan: &Plan, path: &Path, cancel: &crate::signal::Cancel) -> std::io::Result<Findings> {
     let open = || std::fs::File::open(path);
     let mut survey = foreign::Survey::new(&plan.facts);
-    let mut own = false;
+    let mut own = archived_by_a_run(path);
     let mut lines: u64 = 0;
     // Checking for Ctrl-C costs a lock: every few thousand lines is often enough.
     let interrupted = |lines: &mut u64| {
@@ -127,6 +127,16 @@ fn read_log(plan: &Plan, path: &Path, cancel: &crate::signal::Cancel) -> std::io
     })?;
     judging.finish();
     Ok((judging.findings(), own))
+}
+
+/// A `serial.raw` in a report folder of `bootaudit run` (beside its serial.timing and
+/// report.json) is an own log even without a single frame: a run that never got a shell (no
+/// automatic login) framed nothing, and its replay must still mirror what the run did.
+fn archived_by_a_run(path: &Path) -> bool {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    path.file_name().is_some_and(|n| n == "serial.raw")
+        && dir.join("serial.timing").is_file()
+        && dir.join("report.json").is_file()
 }
 
 /// The boot phase over a recorded log: each condition judged from what the log shows.
