@@ -671,6 +671,22 @@ mod tests {
     }
 
     #[test]
+    fn a_uid_with_an_escape_code_and_a_spliced_kernel_line() {
+        // The old harness read this uid as "0[" or as a kernel message.
+        let log = b"[nixos@nixos:~]$ sudo id -u\r\n\x1b[0m0[   42.123456] random: crng init done\r\r\n[nixos@nixos:~]$ ";
+        let r = replay(log);
+        assert_eq!(
+            status(&r, "shell.root"),
+            Status::Pass,
+            "{:?}",
+            r["shell.root"]
+        );
+        // Without sudo the same answer says nothing about sudo.
+        let log = b"[nixos@nixos:~]$ id -u\r\n\x1b[0m0\r\n[nixos@nixos:~]$ ";
+        assert_eq!(status(&replay(log), "shell.root"), Status::Skip);
+    }
+
+    #[test]
     fn output_of_the_wrong_shape_or_user_is_not_evidence() {
         let log = b"nixos login: nixos (automatic login)\n\
             [nixos@nixos:~]$ vgs --noheadings -o vg_name\n  WARNING: Running as a non-root user. Functionality may be unavailable.\n  main\n\
