@@ -386,9 +386,9 @@ impl<'a> Judging<'a> {
     }
 
     /// Hand one observation to the condition's judge. Own logs: the first decisive run is the
-    /// verdict, as live. Foreign logs: where the state settled — the last observation, except
-    /// that a fail-now stays unless a later observation passes (a unit restarted after a
-    /// failure).
+    /// verdict, as live. Foreign logs: where the state settled — the last decisive observation
+    /// (a pass or a fail-now: a unit restarted after a failure passes, a status that turns to
+    /// failed fails), else the last "not yet".
     fn observe(&mut self, i: usize, o: Observation) {
         let Check::Probe { judge, .. } = &self.plan.conditions[i].check else {
             return;
@@ -401,9 +401,15 @@ impl<'a> Judging<'a> {
         let verdict = judge.judge(&o.output, o.exit_code);
         if self.own {
             state.decided = !matches!(verdict, ProbeVerdict::NotYet { .. });
-        } else if matches!(state.settled, Some((_, _, ProbeVerdict::FailNow { .. })))
-            && matches!(verdict, ProbeVerdict::NotYet { .. })
+        } else if matches!(verdict, ProbeVerdict::NotYet { .. })
+            && state
+                .settled
+                .as_ref()
+                .is_some_and(|(_, _, v)| !matches!(v, ProbeVerdict::NotYet { .. }))
         {
+            // "Not yet" never undoes a decided state: a typed-ahead harness leaves empty or
+            // displaced outputs after the real one, and live polling stops at the first
+            // decision too.
             return;
         }
         state.settled = Some((state.observations, o, verdict));
@@ -764,6 +770,17 @@ mod tests {
             "{:?}",
             r["shell.root"]
         );
+        // Applied, then an empty output typed ahead under the next `cat`: still applied.
+        let log = b"[nixos@nixos:~]$ cat /run/pre-nixos/storage-status\nSTATE=applied\nDETAIL=auto-applied\n\
+            [nixos@nixos:~]$ cat /run/pre-nixos/storage-status\n[nixos@nixos:~]$ ";
+        let r = replay(log);
+        assert_eq!(
+            status(&r, "storage.status"),
+            Status::Pass,
+            "{:?}",
+            r["storage.status"]
+        );
+        assert!(r["storage.status"].1.contains("observation 1 of 2"));
         // Never shown, but the console says the unit failed: fail, quoting the line.
         let log = b"[  9.9] systemd[1]: Failed to start Pre-NixOS setup.\nnixos login: nixos (automatic login)\n";
         let r = replay(log);
