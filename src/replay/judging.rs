@@ -790,6 +790,22 @@ mod tests {
     }
 
     #[test]
+    fn an_active_lv_in_lsblk_shows_the_vg_and_the_lv() {
+        let log = "[nixos@nixos:~]$ lsblk\nNAME           MAJ:MIN RM  SIZE RO TYPE MOUNTPOINTS\nvda            253:0    0    8G  0 disk\n\u{2514}\u{2500}vda1         253:1    0    8G  0 part\n  \u{2514}\u{2500}main-slash 254:0    0    8G  0 lvm  /mnt\n[nixos@nixos:~]$ lsblk -o NAME,TYPE\nNAME TYPE\nvda  disk\n[nixos@nixos:~]$ ";
+        let r = replay(log.as_bytes());
+        assert_eq!(
+            status(&r, "storage.vg-main"),
+            Status::Pass,
+            "{:?}",
+            r["storage.vg-main"]
+        );
+        assert_eq!(status(&r, "storage.lv-slash"), Status::Pass);
+        // Only a disk without LVM: no proof either way.
+        let log = b"[nixos@nixos:~]$ lsblk\nNAME TYPE\nvda  disk\n[nixos@nixos:~]$ ";
+        assert_eq!(status(&replay(log), "storage.vg-main"), Status::Skip);
+    }
+
+    #[test]
     fn a_second_login_prompt_means_no_automatic_login() {
         let r = replay(b"nixos login: \nnixos login: \n");
         assert_eq!(status(&r, "boot.autologin"), Status::Fail);
