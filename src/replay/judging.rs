@@ -734,6 +734,11 @@ mod tests {
         assert_eq!(status(&r, "net.lan-ipv4"), Status::Pass);
         let r = replay(b"LAN IPv4 address: 10.0.2.15\n");
         assert_eq!(status(&r, "net.lan-ipv4"), Status::Pass);
+        // The image's login notice states the provisioning result in words.
+        let r = replay(b"pre-nixos: Storage provisioning completed automatically.\n");
+        assert_eq!(status(&r, "storage.status"), Status::Pass);
+        let r = replay(b"pre-nixos: Provisioning failed.\n");
+        assert_eq!(status(&r, "storage.status"), Status::Fail);
         let r = replay(b"wan: DHCPv4 address 10.0.3.15/24\n");
         assert_eq!(status(&r, "net.lan-ipv4"), Status::Skip);
     }
