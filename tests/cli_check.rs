@@ -940,3 +940,52 @@ fn check_iso_json_into_closed_stdout_is_not_a_panic() {
     let r = Report::load(&out);
     r.assert_status("iso.console", "pass");
 }
+
+#[test]
+fn ctrl_c_stops_a_long_replay_with_a_valid_report() {
+    use std::io::Write;
+    let tmp = tempdir();
+    let log = tmp.path().join("long.log");
+    {
+        // ~60 MB of console flood: a debug build reads it for far longer than a second.
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&log).unwrap());
+        f.write_all(b"nixos login: nixos (automatic login)\r\n")
+            .unwrap();
+        let line = b"[  123.456789] random: a chatty service says nothing of interest here\r\r\n";
+        for _ in 0..800_000 {
+            f.write_all(line).unwrap();
+        }
+    }
+    let out = tmp.path().join("out");
+    let mut child = bootaudit(["replay"])
+        .arg(&log)
+        .arg("--out")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    // SAFETY: plain kill(2) on our child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("replay did not stop within 20 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130), "interrupted exit code");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["verdict"], "interrupted");
+    let xml = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    roxmltree::Document::parse(&xml).expect("junit.xml is well-formed");
+}

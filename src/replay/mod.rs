@@ -70,12 +70,10 @@ pub async fn run(args: ReplayArgs) -> i32 {
         iso: None,
         out_dir,
     };
-    let mut engine = match Engine::new(
-        config,
-        opts,
-        Fanout::new(reporters),
-        crate::signal::Cancel::new(),
-    ) {
+    // Ctrl-C stops the reading; the report is written, verdict `interrupted` (exit 130).
+    let cancel = crate::signal::Cancel::new();
+    crate::signal::install(cancel.clone());
+    let mut engine = match Engine::new(config, opts, Fanout::new(reporters), cancel) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("bootaudit: {e}");
