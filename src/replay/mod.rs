@@ -139,6 +139,23 @@ fn archived_by_a_run(path: &Path) -> bool {
 
 /// The boot phase over a recorded log: each condition judged from what the log shows.
 pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf) {
+    // A gigabyte takes half a minute: say what is going on.
+    if let Ok(meta) = std::fs::metadata(&path) {
+        let size = match meta.len() {
+            b if b < 1 << 20 => format!("{} KiB", b.div_ceil(1024)),
+            b => crate::config::units::Size(b).to_string(),
+        };
+        let note = format!(
+            "reading {} ({size}){}",
+            path.display(),
+            if archived_by_a_run(&path) {
+                ", a bootaudit run's console"
+            } else {
+                ""
+            }
+        );
+        engine.emit(Event::Note(&note));
+    }
     let judged = match Plan::new(&engine.config, defs) {
         Err(e) => Err(e),
         Ok(plan) => {
