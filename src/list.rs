@@ -115,10 +115,11 @@ fn check_fields(config: &Config, c: &ConditionDef) -> Vec<(&'static str, Value)>
             let forms: Vec<Value> = c
                 .replay
                 .iter()
-                .map(|f| match (&f.command, f.from) {
-                    (Some(cmd), _) => json!(fill(&cmd.0)),
-                    (None, Some(from)) => json!(format!("{from:?}").to_lowercase()),
-                    (None, None) => Value::Null,
+                .map(|f| match (&f.command, &f.console, f.from) {
+                    (Some(cmd), _, _) => json!(fill(&cmd.0)),
+                    (None, Some(line), _) => json!(format!("console line: {}", fill(&line.0))),
+                    (None, None, Some(from)) => json!(format!("{from:?}").to_lowercase()),
+                    (None, None, None) => Value::Null,
                 })
                 .collect();
             fields.push(("replay", Value::from(forms)));

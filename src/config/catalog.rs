@@ -106,6 +106,9 @@ pub struct ReplayForm {
     /// commands (typed-ahead echoes). For outputs that name what they are about (a status
     /// block's heading).
     pub block_start: Option<PatternSrc>,
+    /// With `block_start`: the block ends before the first later line matching this (the next
+    /// link's or unit's heading).
+    pub block_end: Option<PatternSrc>,
     /// The first output line must match.
     pub first_line: Option<PatternSrc>,
     /// Every output line must match (the output's shape).
@@ -153,6 +156,7 @@ impl ReplayForm {
     pub fn check(&self) -> Result<(), String> {
         let output_fields = self.lines.is_some()
             || self.block_start.is_some()
+            || self.block_end.is_some()
             || self.first_line.is_some()
             || !self.find.is_empty()
             || !self.ignore.is_empty()
@@ -163,7 +167,9 @@ impl ReplayForm {
             || self.ran_as != RanAs::Anyone;
         match (&self.command, self.from, &self.console) {
             (Some(_), None, None) => {}
-            (None, Some(_), None) if output_fields || self.judge_as.is_some() => {
+            (None, Some(_), None)
+                if output_fields || self.judge_as.is_some() || self.log_shows.is_some() =>
+            {
                 return Err("`from` takes no output fields: the reader knows the output".into())
             }
             (None, None, Some(_)) if output_fields => return Err(
@@ -184,6 +190,9 @@ impl ReplayForm {
             return Err(
                 "`each_line` rewrites with the captures of `lines`: give `lines` too".into(),
             );
+        }
+        if self.block_end.is_some() && self.block_start.is_none() {
+            return Err("`block_end` ends a block: give `block_start` too".into());
         }
         if self.each_line.is_some() && self.judge_as.is_some() {
             return Err("use `each_line` or `judge_as`, not both".into());

@@ -68,7 +68,7 @@ impl Source {
 impl Source {
     /// An error at the first `needle` after the first `anchor` (a field inside one condition).
     fn error_after(&self, anchor: &str, needle: &str, message: String) -> ConfigError {
-        let from = self.text.find(anchor).unwrap_or(0);
+        let from = find_whole(&self.text, anchor).unwrap_or(0);
         let (line, column) = match locate(&self.text[from..], needle) {
             Some((l, c)) => {
                 let base = self.text[..from].matches('\n').count();
@@ -90,9 +90,19 @@ impl Source {
     }
 }
 
+/// First occurrence of `needle` not followed by a character that would continue it (so
+/// `id: net.lan` is not found inside `id: net.lan-ipv4`); else the first occurrence at all.
+fn find_whole(text: &str, needle: &str) -> Option<usize> {
+    let continues = |c: char| c.is_alphanumeric() || matches!(c, '.' | '-' | '_');
+    text.match_indices(needle)
+        .map(|(at, _)| at)
+        .find(|&at| !text[at + needle.len()..].starts_with(continues))
+        .or_else(|| text.find(needle))
+}
+
 /// First position of `needle` in `text`, 1-based.
 fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
-    let at = text.find(needle)?;
+    let at = find_whole(text, needle)?;
     let line = text[..at].matches('\n').count() + 1;
     let col = at - text[..at].rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
     Some((line, col))
@@ -313,6 +323,7 @@ fn validate_condition(
             .chain(&form.console)
             .chain(&form.reject)
             .chain(&form.block_start)
+            .chain(&form.block_end)
             .chain(&form.ignore)
             .chain(&form.first_line)
             .chain(&form.lines)

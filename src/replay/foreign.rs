@@ -19,14 +19,16 @@ use regex::{Regex, RegexSet};
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-/// Output lines kept per exchange (a pager dumping a journal is not a probe's output anyway).
+/// Output kept per exchange, in lines and bytes (a pager dumping a journal, a `cat` of a binary
+/// is no probe's output anyway: such an exchange is marked truncated and observes nothing).
 const MAX_OUTPUT_LINES: usize = 2000;
-/// Lines of the log quoted for an exchange in the condition's transcript.
-const MAX_EXCERPT_LINES: usize = 40;
-/// Distinct commands remembered to recognise echoes.
+const MAX_OUTPUT_BYTES: usize = 1 << 20;
+/// Commands remembered to recognise echoes: how many, the longest, and all of them in bytes.
 const MAX_COMMANDS: usize = 100_000;
-/// Longest command line remembered.
 const MAX_COMMAND_BYTES: usize = 4096;
+const MAX_COMMANDS_BYTES: usize = 16 << 20;
+/// Prompts a log may set with `PS1=` (every line is compared with each).
+const MAX_PROMPTS: usize = 32;
 
 /// One command a foreign harness ran, as the log shows it.
 #[derive(Debug, Clone, Default)]
@@ -35,8 +37,9 @@ pub struct Exchange {
     pub command: String,
     /// Output lines: echoes, blank lines and console noise removed.
     pub output: Vec<String>,
-    /// The output had more lines than are kept: not any probe's output.
+    /// The output was more than is kept: not any probe's output.
     pub truncated: bool,
+    output_bytes: usize,
     /// What the prompt itself said about the user (`#` / `root@` → root), if it says.
     pub prompt_root: Option<bool>,
     /// Whether the shell was root when the command ran, when the log shows it.
@@ -96,7 +99,10 @@ impl Prompts {
         }
         for c in ps1().captures_iter(line) {
             let p = c.get(1).or(c.get(2)).expect("one group").as_str();
-            if !p.trim().is_empty() && !self.custom.iter().any(|k| k == p) {
+            if !p.trim().is_empty()
+                && !self.custom.iter().any(|k| k == p)
+                && self.custom.len() < MAX_PROMPTS
+            {
                 self.custom.push(p.to_string());
             }
         }
@@ -131,6 +137,7 @@ pub struct Survey {
     pub prompts: Prompts,
     /// Every command seen after a prompt: a line equal to one is an echo, wherever it is.
     pub commands: HashSet<String>,
+    commands_bytes: usize,
     /// For each `log_shows` pattern of the forms: does some line match it?
     pub facts: Vec<bool>,
     fact_patterns: RegexSet,
@@ -141,10 +148,18 @@ impl Survey {
         Survey {
             prompts: Prompts::default(),
             commands: HashSet::new(),
+            commands_bytes: 0,
             facts: vec![false; fact_patterns.len()],
             fact_patterns: RegexSet::new(fact_patterns.iter().map(Regex::as_str))
                 .expect("patterns compiled before"),
         }
+    }
+
+    /// Is this line typed by the harness (a prompt line, or the echo of a command)? Such a
+    /// line says nothing about the guest, whatever words it contains.
+    pub fn is_typed(&self, line: &str) -> bool {
+        let line = line.trim_end();
+        self.prompts.parse(line).is_some() || self.commands.contains(line.trim())
     }
 
     pub fn line(&mut self, line: &str) {
@@ -153,7 +168,9 @@ impl Survey {
             if !command.is_empty()
                 && command.len() <= MAX_COMMAND_BYTES
                 && self.commands.len() < MAX_COMMANDS
+                && self.commands_bytes + command.len() <= MAX_COMMANDS_BYTES
             {
+                self.commands_bytes += command.len();
                 self.commands.insert(command);
             }
         }
@@ -195,15 +212,13 @@ impl<'a> Segmenter<'a> {
                 command,
                 prompt_root,
                 line: no,
-                excerpt: vec![(no, line.to_string())],
+                excerpt: vec![super::quoted(no, line)],
                 ..Exchange::default()
             });
             return done;
         }
         let ex = self.current.as_mut()?;
-        if ex.excerpt.len() < MAX_EXCERPT_LINES {
-            ex.excerpt.push((no, line.to_string()));
-        }
+        super::quote_into(&mut ex.excerpt, no, line);
         // Blank lines and line noise (nothing but bytes that were not text) say nothing.
         if line.chars().all(|c| c.is_whitespace() || c == '\u{FFFD}')
             || self.survey.commands.contains(line.trim())
@@ -216,11 +231,14 @@ impl<'a> Segmenter<'a> {
             Some(m) => line[..m.start()].trim_end(),
             None => line,
         };
-        if !line.trim().is_empty() {
-            if ex.output.len() < MAX_OUTPUT_LINES {
+        if !line.trim().is_empty() && !ex.truncated {
+            ex.output_bytes += line.len();
+            if ex.output.len() < MAX_OUTPUT_LINES && ex.output_bytes <= MAX_OUTPUT_BYTES {
                 ex.output.push(line.to_string());
             } else {
+                // Too much to be a probe's output: keep nothing of it.
                 ex.truncated = true;
+                ex.output = Vec::new();
             }
         }
         None
@@ -299,11 +317,20 @@ pub fn uid_answer(ex: &Exchange) -> Option<String> {
     }
 }
 
-/// `from: escalation`: each `sudo -i` / `sudo su -` / `su -` and what it led to — `0` for a
-/// root prompt, the uid a later command shows, or the refusal text (exit code 1).
+/// `from: escalation`: each `sudo -i` / `sudo su -` / `sudo -s` and what it led to — `0` for a
+/// root prompt, the uid a later command shows, or the refusal text (exit code 1). `su` alone
+/// is no evidence about sudo; a user prompt after the attempt ends it without a verdict.
 #[derive(Debug, Default)]
 pub struct Escalations {
-    pending: Option<Exchange>,
+    pending: Option<Attempt>,
+}
+
+/// An escalation waiting for its answer.
+#[derive(Debug)]
+struct Attempt {
+    command: String,
+    line: u64,
+    excerpt: Vec<(u64, String)>,
 }
 
 impl Escalations {
@@ -314,8 +341,11 @@ impl Escalations {
                 .expect("static regex")
         });
         if is_escalation(&ex.command) {
+            self.pending = None;
+            if !ex.command.trim_start().starts_with("sudo") {
+                return None;
+            }
             if ex.output.iter().any(|l| refusal.is_match(l.trim())) {
-                self.pending = None;
                 return Some(Observation {
                     command: ex.command.clone(),
                     output: ex.output.join("\n"),
@@ -324,30 +354,33 @@ impl Escalations {
                     excerpt: ex.excerpt.clone(),
                 });
             }
-            self.pending = Some(ex.clone());
+            self.pending = Some(Attempt {
+                command: ex.command.clone(),
+                line: ex.line,
+                excerpt: ex.excerpt.clone(),
+            });
             return None;
         }
-        if is_exit(&ex.command) {
+        if is_exit(&ex.command) || ex.prompt_root == Some(false) {
             self.pending = None;
             return None;
         }
-        let attempt = self.pending.as_ref()?;
         let (uid, how) = if ex.prompt_root == Some(true) {
+            self.pending.as_ref()?;
             ("0".to_string(), "root prompt".to_string())
         } else {
+            self.pending.as_ref()?;
             (uid_answer(ex)?, ex.command.clone())
         };
-        let mut excerpt = attempt.excerpt.clone();
-        excerpt.extend(ex.excerpt.iter().take(3).cloned());
-        let observation = Observation {
+        let mut attempt = self.pending.take()?;
+        attempt.excerpt.extend(ex.excerpt.iter().take(3).cloned());
+        Some(Observation {
             command: format!("{} → {how}", attempt.command),
             output: uid,
             exit_code: 0,
             line: attempt.line,
-            excerpt,
-        };
-        self.pending = None;
-        Some(observation)
+            excerpt: attempt.excerpt,
+        })
     }
 }
 

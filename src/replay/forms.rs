@@ -18,6 +18,7 @@ pub struct Form {
     reject: Vec<Regex>,
     ignore: Vec<Regex>,
     block_start: Option<Regex>,
+    block_end: Option<Regex>,
     first_line: Option<Regex>,
     lines: Option<Regex>,
     find: Vec<Regex>,
@@ -63,6 +64,7 @@ impl Form {
             reject: many(&form.reject)?,
             ignore: many(&form.ignore)?,
             block_start: one(&form.block_start)?,
+            block_end: one(&form.block_end)?,
             first_line: one(&form.first_line)?,
             lines: one(&form.lines)?,
             find: many(&form.find)?,
@@ -99,12 +101,27 @@ impl Form {
             .map(String::as_str)
             .filter(|l| !self.ignore.iter().any(|r| r.is_match(l)))
             .collect();
+        // Named captures of every pattern, for the templates (the first value of a name wins).
+        let mut captured: BTreeMap<String, String> = BTreeMap::new();
+        let mut keep = |re: &Regex, caps: &Captures<'_>| {
+            for (name, value) in caps_map(re, caps) {
+                captured.entry(name).or_insert(value);
+            }
+        };
+        keep(self.command.as_ref()?, &cmd_caps);
         // What the messages call it: the command, or the block it found under the command.
         let mut label = ex.command.clone();
         let mut line = ex.line;
         if let Some(start) = &self.block_start {
             let at = output.iter().position(|l| start.is_match(l))?;
             output.drain(..at);
+            keep(start, &start.captures(output[0])?);
+            // The block ends where the next one starts (another link, another unit).
+            if let Some(end) = &self.block_end {
+                if let Some(n) = output.iter().skip(1).position(|l| end.is_match(l)) {
+                    output.truncate(n + 1);
+                }
+            }
             label = format!("{}` under `{}", output[0].trim(), ex.command);
             // The block's own line, where the excerpt still has it.
             if let Some((n, _)) = ex.excerpt.iter().find(|(_, t)| t.trim_end() == output[0]) {
@@ -118,28 +135,13 @@ impl Form {
             return None;
         }
         if let (Some(re), Some(first)) = (&self.first_line, output.first()) {
-            if !re.is_match(first) {
-                return None;
-            }
+            keep(re, &re.captures(first)?);
         }
-        let mut captured: BTreeMap<String, String> = BTreeMap::new();
-        let mut keep = |re: &Regex, caps: &Captures<'_>| {
-            for name in re.capture_names().flatten() {
-                if let Some(m) = caps.name(name) {
-                    captured
-                        .entry(name.to_string())
-                        .or_insert(m.as_str().into());
-                }
-            }
-        };
-        keep(self.command.as_ref()?, &cmd_caps);
-        let mut rewritten = Vec::new();
+        let mut per_line = Vec::new();
         if let Some(re) = &self.lines {
             for line in &output {
                 let caps = re.captures(line)?;
-                if let Some(t) = &self.each_line {
-                    rewritten.push(self.fill(t, &caps_map(re, &caps))?);
-                }
+                per_line.push(caps_map(re, &caps));
                 keep(re, &caps);
             }
         }
@@ -148,7 +150,17 @@ impl Form {
             keep(re, &caps);
         }
         let judged = match (&self.each_line, &self.judge_as) {
-            (Some(_), _) => rewritten.join("\n"),
+            // Each line's own captures first, then the form's.
+            (Some(t), _) => per_line
+                .into_iter()
+                .map(|mut own| {
+                    for (k, v) in &captured {
+                        own.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                    self.fill(t, &own)
+                })
+                .collect::<Option<Vec<_>>>()?
+                .join("\n"),
             (None, Some(t)) => self.fill(t, &captured)?,
             (None, None) => output.join("\n"),
         };
@@ -169,7 +181,7 @@ impl Form {
         excerpt: Vec<(u64, String)>,
     ) -> Option<Observation> {
         let re = self.console.as_ref()?;
-        let caps = re.captures(line.trim_end())?;
+        let caps = re.captures(line)?;
         let output = match &self.judge_as {
             Some(t) => self.fill(t, &caps_map(re, &caps))?,
             None => line.trim().to_string(),

@@ -154,8 +154,8 @@ struct Sighting {
 #[derive(Debug, Default)]
 struct ProbeState {
     observations: usize,
-    /// (number of the observation, the observation, its verdict).
-    settled: Option<(usize, Observation, ProbeVerdict)>,
+    /// The observation the verdict rests on, and its verdict.
+    settled: Option<(Observation, ProbeVerdict)>,
     /// Own logs: the first pass or fail-now is the verdict, as it was live.
     decided: bool,
 }
@@ -208,8 +208,12 @@ impl<'a> Judging<'a> {
     }
 
     pub fn line(&mut self, no: u64, line: &str) {
-        self.console(no, line);
-        if !self.own {
+        // In a foreign log, what the harness typed (a prompt line, an echo) is no evidence of
+        // the guest, even if it contains the words (`grep 'Failed to start pre-nixos'`). An own
+        // log is judged as live, where every console line counts.
+        let typed = !self.own && self.survey.is_typed(line);
+        self.console(no, line, typed);
+        if !self.own && !typed {
             self.console_forms(no, line);
         }
         if self.own {
@@ -225,7 +229,7 @@ impl<'a> Judging<'a> {
             _ => String::new(),
         };
         kept.clear();
-        kept.push_str(line);
+        kept.push_str(&super::quoted(no, line).1);
         self.recent.push_back((no, kept));
     }
 
@@ -240,7 +244,7 @@ impl<'a> Judging<'a> {
 
     fn sighting(&self, no: u64, line: &str, text: &str, value: &str) -> Sighting {
         let mut excerpt: Vec<(u64, String)> = self.recent.iter().cloned().collect();
-        excerpt.push((no, line.to_string()));
+        excerpt.push(super::quoted(no, line));
         Sighting {
             line: no,
             text: text.trim().to_string(),
@@ -250,7 +254,7 @@ impl<'a> Judging<'a> {
     }
 
     /// Console conditions and failure signatures: what a line shows by itself.
-    fn console(&mut self, no: u64, line: &str) {
+    fn console(&mut self, no: u64, line: &str, typed: bool) {
         if !self.autologin_seen {
             if autologin_pattern().is_match(line) {
                 self.autologin_seen = true;
@@ -279,7 +283,7 @@ impl<'a> Judging<'a> {
                 Check::Autologin if autologin_pattern().is_match(line) => autologin_pattern()
                     .captures(line)
                     .map(|c| (c[0].to_string(), c[1].to_string())),
-                Check::Watch(re) if re.is_match(line) => re.captures(line).map(|c| {
+                Check::Watch(re) if !typed && re.is_match(line) => re.captures(line).map(|c| {
                     let value = c.get(1).or(c.get(0)).map_or("", |m| m.as_str());
                     (c[0].to_string(), value.to_string())
                 }),
@@ -290,7 +294,7 @@ impl<'a> Judging<'a> {
             }
         }
         for sig in &self.plan.signatures {
-            if !self.hits.iter().any(|h| h.name == sig.name) && sig.re.is_match(line) {
+            if !typed && !self.hits.iter().any(|h| h.name == sig.name) && sig.re.is_match(line) {
                 self.hits.push(SignatureHit {
                     name: sig.name.clone(),
                     line: no,
@@ -303,6 +307,7 @@ impl<'a> Judging<'a> {
     /// Lines that show a probe's state by themselves (`console:` forms; foreign logs only, an
     /// own log has the probe's own runs).
     fn console_forms(&mut self, no: u64, line: &str) {
+        let line = line.trim_end();
         for i in 0..self.plan.conditions.len() {
             let Check::Probe { forms, .. } = &self.plan.conditions[i].check else {
                 continue;
@@ -320,7 +325,7 @@ impl<'a> Judging<'a> {
                         return None;
                     }
                     let mut excerpt: Vec<(u64, String)> = self.recent.iter().cloned().collect();
-                    excerpt.push((no, line.to_string()));
+                    excerpt.push(super::quoted(no, line));
                     f.observe_line(no, line, excerpt)
                 });
             if let Some(o) = seen {
@@ -386,9 +391,12 @@ impl<'a> Judging<'a> {
     }
 
     /// Hand one observation to the condition's judge. Own logs: the first decisive run is the
-    /// verdict, as live. Foreign logs: where the state settled — the last decisive observation
-    /// (a pass or a fail-now: a unit restarted after a failure passes, a status that turns to
-    /// failed fails), else the last "not yet".
+    /// verdict, as live. Foreign logs: where the state settled — the decisive observation (a
+    /// pass or a fail-now) latest in the log (a unit restarted after a failure passes, a status
+    /// that turns to failed fails), else the latest "not yet". "Not yet" never undoes a
+    /// decision: a typed-ahead harness leaves empty or displaced outputs after the real one,
+    /// and live polling stops at the first decision too. Order is the log's, not arrival's: a
+    /// console line is seen before the exchange around it is complete.
     fn observe(&mut self, i: usize, o: Observation) {
         let Check::Probe { judge, .. } = &self.plan.conditions[i].check else {
             return;
@@ -399,28 +407,29 @@ impl<'a> Judging<'a> {
         }
         state.observations += 1;
         let verdict = judge.judge(&o.output, o.exit_code);
+        let decisive = |v: &ProbeVerdict| !matches!(v, ProbeVerdict::NotYet { .. });
+        let replaces = match &state.settled {
+            None => true,
+            Some(_) if self.own => true,
+            Some((prev, pv)) => match (decisive(&verdict), decisive(pv)) {
+                (true, false) => true,
+                (false, true) => false,
+                _ => o.line >= prev.line,
+            },
+        };
         if self.own {
-            state.decided = !matches!(verdict, ProbeVerdict::NotYet { .. });
-        } else if matches!(verdict, ProbeVerdict::NotYet { .. })
-            && state
-                .settled
-                .as_ref()
-                .is_some_and(|(_, _, v)| !matches!(v, ProbeVerdict::NotYet { .. }))
-        {
-            // "Not yet" never undoes a decided state: a typed-ahead harness leaves empty or
-            // displaced outputs after the real one, and live polling stops at the first
-            // decision too.
-            return;
+            state.decided = decisive(&verdict);
         }
-        state.settled = Some((state.observations, o, verdict));
+        if replaces {
+            state.settled = Some((o, verdict));
+        }
     }
 
     /// What the log says of every condition, in plan order.
     pub fn findings(self) -> Vec<Finding> {
         let mut out = Vec::new();
         for (i, c) in self.plan.conditions.iter().enumerate() {
-            let (outcome, excerpt) = self.outcome(i, c);
-            if outcome.message != NOT_OBSERVED {
+            if let Some((outcome, excerpt)) = self.outcome(i, c) {
                 out.push(Finding::Shown(outcome, excerpt));
                 continue;
             }
@@ -465,15 +474,15 @@ impl<'a> Judging<'a> {
         out
     }
 
-    fn outcome(&self, i: usize, c: &Planned) -> (Outcome, Vec<(u64, String)>) {
-        let sighted = |s: &Option<Sighting>, pass: &dyn Fn(&Sighting) -> Outcome| match s {
-            Some(s) => {
+    /// The condition's own evidence in the log, if any: the outcome and the lines it rests on.
+    fn outcome(&self, i: usize, c: &Planned) -> Option<(Outcome, Vec<(u64, String)>)> {
+        let sighted = |s: &Option<Sighting>, pass: &dyn Fn(&Sighting) -> Outcome| {
+            s.as_ref().map(|s| {
                 let mut o = pass(s);
                 o.message = format!("{} (log line {})", o.message, s.line);
                 o.log_line = Some(s.line);
                 (o, s.excerpt.clone())
-            }
-            None => (Outcome::skip(NOT_OBSERVED), Vec::new()),
+            })
         };
         let seen = &self.sightings[i];
         match &c.check {
@@ -521,8 +530,8 @@ impl<'a> Judging<'a> {
                 Outcome::pass(what, s.text.clone())
             }),
             Check::Probe { judge, .. } => self.probe_outcome(&self.probes[i], c, judge),
-            Check::NotInLogs => (Outcome::skip(NOT_OBSERVED), Vec::new()),
-            Check::Invalid(e) => (Outcome::error(e.clone()), Vec::new()),
+            Check::NotInLogs => None,
+            Check::Invalid(e) => Some((Outcome::error(e.clone()), Vec::new())),
         }
     }
 
@@ -531,12 +540,15 @@ impl<'a> Judging<'a> {
         state: &ProbeState,
         c: &Planned,
         judge: &ProbeJudge,
-    ) -> (Outcome, Vec<(u64, String)>) {
-        let Some((k, o, verdict)) = &state.settled else {
-            return (Outcome::skip(NOT_OBSERVED), Vec::new());
+    ) -> Option<(Outcome, Vec<(u64, String)>)> {
+        let Some((o, verdict)) = &state.settled else {
+            return None;
         };
         let n = state.observations;
-        let place = format!("observation {k} of {n}, log line {}", o.line);
+        let place = match n {
+            1 => format!("log line {}", o.line),
+            n => format!("log line {}, one of {n} observations", o.line),
+        };
         let mut outcome = match verdict {
             // Own logs ran the catalog's command: the line number finds it.
             ProbeVerdict::Pass { evidence } if self.own => {
@@ -563,7 +575,7 @@ impl<'a> Judging<'a> {
             ),
         };
         outcome.log_line = Some(o.line);
-        (outcome, o.excerpt.clone())
+        Some((outcome, o.excerpt.clone()))
     }
 }
 
@@ -785,7 +797,9 @@ mod tests {
             "{:?}",
             r["storage.status"]
         );
-        assert!(r["storage.status"].1.contains("observation 1 of 2"));
+        assert!(r["storage.status"]
+            .1
+            .contains("log line 1, one of 2 observations"));
         // Never shown, but the console says the unit failed: fail, quoting the line.
         let log = b"[  9.9] systemd[1]: Failed to start Pre-NixOS setup.\nnixos login: nixos (automatic login)\n";
         let r = replay(log);
@@ -808,6 +822,48 @@ mod tests {
         // Only a disk without LVM: no proof either way.
         let log = b"[nixos@nixos:~]$ lsblk\nNAME TYPE\nvda  disk\n[nixos@nixos:~]$ ";
         assert_eq!(status(&replay(log), "storage.vg-main"), Status::Skip);
+    }
+
+    #[test]
+    fn review_cases_that_must_not_become_evidence() {
+        // networkctl of two links: lan has no lease, wan's address must not be lan's.
+        let log = "[nixos@nixos:~]$ networkctl status lan wan\n\u{25cf} 2: lan\n          State: carrier\n\u{25cf} 3: wan\n        Address: 10.0.3.15 (DHCP4 via 10.0.3.2)\n[nixos@nixos:~]$ ";
+        assert_eq!(
+            status(&replay(log.as_bytes()), "net.lan-ipv4"),
+            Status::Skip
+        );
+        // A typed grep for the failure line or the announcement is no console evidence.
+        let log = b"[nixos@nixos:~]$ journalctl -b | grep 'Failed to start pre-nixos'\n[nixos@nixos:~]$ grep 'LAN IPv4 address: 10.0.2.15' /tmp/x\n[nixos@nixos:~]$ ";
+        let r = replay(log);
+        assert_eq!(
+            status(&r, "storage.status"),
+            Status::Skip,
+            "{:?}",
+            r["storage.status"]
+        );
+        assert_eq!(status(&r, "console.lan-announce"), Status::Skip);
+        assert_eq!(status(&r, "net.lan-ipv4"), Status::Skip);
+        // `su -` says nothing about sudo, whether it asks for a password or not.
+        let log = b"[nixos@nixos:~]$ su -\nPassword: \n[root@nixos:~]# id -u\n0\n[root@nixos:~]# ";
+        assert_eq!(status(&replay(log), "shell.root"), Status::Skip);
+        // A refused `sudo -i` and back at the user's prompt: no root later is credited to it.
+        let log = b"[nixos@nixos:~]$ sudo -i\nsudo: a terminal is required\n[nixos@nixos:~]$ true\n[nixos@nixos:~]$ su -\n[root@nixos:~]# ";
+        assert_eq!(status(&replay(log), "shell.root"), Status::Skip);
+    }
+
+    #[test]
+    fn the_latest_decision_in_the_log_wins_whatever_arrives_first() {
+        // The lease line is read before the exchange around it closes; the earlier ip output
+        // (no such device) must not override it.
+        let log = b"[nixos@nixos:~]$ ip -o -4 addr show dev lan\nDevice \"lan\" does not exist.\nlan: DHCPv4 address 10.0.2.15/24, gateway 10.0.2.2\n[nixos@nixos:~]$ ";
+        let r = replay(log);
+        assert_eq!(
+            status(&r, "net.lan-ipv4"),
+            Status::Pass,
+            "{:?}",
+            r["net.lan-ipv4"]
+        );
+        assert_eq!(r["net.lan-ipv4"].2, Some(3));
     }
 
     #[test]

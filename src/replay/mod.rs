@@ -18,6 +18,26 @@ pub mod forms;
 pub mod judging;
 pub mod own;
 
+/// Lines of the log quoted for one frame or exchange in the condition's transcript.
+const MAX_EXCERPT_LINES: usize = 40;
+/// Characters of one quoted line (a flood line may be 64 KiB).
+const MAX_QUOTED_CHARS: usize = 400;
+
+/// A log line as the condition's transcript quotes it: numbered, and cut if very long.
+fn quoted(no: u64, line: &str) -> (u64, String) {
+    match line.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((at, _)) => (no, format!("{}…", &line[..at])),
+        None => (no, line.to_string()),
+    }
+}
+
+/// Add a line to an excerpt unless it is full.
+fn quote_into(excerpt: &mut Vec<(u64, String)>, no: u64, line: &str) {
+    if excerpt.len() < MAX_EXCERPT_LINES {
+        excerpt.push(quoted(no, line));
+    }
+}
+
 use crate::cli::{Format, ReplayArgs};
 use crate::config::ConditionDef;
 use crate::engine::events::{Event, Fanout};
@@ -114,6 +134,9 @@ fn read_log(plan: &Plan, path: &Path, cancel: &crate::signal::Cancel) -> std::io
             ControlFlow::Continue(())
         }
     })?;
+    if cancel.is_cancelled() {
+        return Ok((Vec::new(), own));
+    }
     let mut judging = Judging::new(plan, &survey, own);
     for_each_line(open()?, |no, line| {
         judging.line(no, line);
@@ -168,7 +191,11 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
     };
     for (i, def) in defs.iter().enumerate() {
         let (finding, own) = match &judged {
-            Ok((findings, own)) => (findings[i].clone(), *own),
+            // An interrupted reading has no findings: the gate says "interrupted".
+            Ok((findings, own)) => (
+                findings.get(i).cloned().unwrap_or(Finding::NotObserved),
+                *own,
+            ),
             Err(e) => {
                 let at = engine.begin(def);
                 engine.record(def, at, Outcome::error(format!("cannot replay: {e}")));

@@ -8,8 +8,6 @@ use std::sync::OnceLock;
 
 /// Output kept per frame; a longer one is cut (no probe prints that much).
 const MAX_FRAME_BYTES: usize = 4 << 20;
-/// Lines of the log quoted for a frame in the condition's transcript.
-const MAX_EXCERPT_LINES: usize = 40;
 
 /// One framed command found in the log.
 #[derive(Debug, Clone)]
@@ -60,9 +58,7 @@ impl Frames {
     /// Feed one log line; returns the frame it closed, if any.
     pub fn line(&mut self, no: u64, line: &str, noise: &NoiseFilter) -> Option<FramedRun> {
         if let Some(open) = &mut self.open {
-            if open.excerpt.len() < MAX_EXCERPT_LINES {
-                open.excerpt.push((no, line.to_string()));
-            }
+            super::quote_into(&mut open.excerpt, no, line);
             if let Some(at) = line.find(&open.end) {
                 let rc: String = line[at + open.end.len()..]
                     .chars()
@@ -96,7 +92,7 @@ impl Frames {
                     command: command.to_string(),
                     between: String::new(),
                     line: no,
-                    excerpt: vec![(no, line.to_string())],
+                    excerpt: vec![super::quoted(no, line)],
                 });
             }
         }

@@ -896,7 +896,7 @@ fn main() {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let want = |s: &str| o.only.as_deref().map_or(true, |x| x == s);
+    let want = |s: &str| o.only.as_deref().is_none_or(|x| x == s);
     if want("norm") {
         section_norm(&o);
     }

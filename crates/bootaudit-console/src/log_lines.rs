@@ -66,8 +66,13 @@ pub fn for_each_line<R: Read>(
                     return Ok(stats);
                 }
             } else if normalizer.text().len() >= MAX_LINE_BYTES {
-                normalizer.take_lines(&mut taken, true);
-                taken.push('\n');
+                // A raw line without end so far: hand on the lines a `\r` already finished
+                // whole, and cut only a single line that is too long.
+                normalizer.take_lines(&mut taken, false);
+                if normalizer.text().len() >= MAX_LINE_BYTES {
+                    normalizer.take_lines(&mut taken, true);
+                    taken.push('\n');
+                }
                 if !deliver(&mut taken, stats.raw_lines + 1) {
                     return Ok(stats);
                 }
@@ -130,10 +135,25 @@ mod tests {
         let input = vec![b'x'; MAX_LINE_BYTES * 3 + 10];
         let got = lines(&input);
         assert!(got.len() >= 3, "{}", got.len());
+        // U+FFFD takes 3 bytes for 1: a piece is at most a few times the limit.
         assert!(got
             .iter()
-            .all(|(n, l)| *n == 1 && l.len() <= 2 * MAX_LINE_BYTES));
+            .all(|(n, l)| *n == 1 && l.len() <= 4 * MAX_LINE_BYTES));
         assert_eq!(got.iter().map(|(_, l)| l.len()).sum::<usize>(), input.len());
+    }
+
+    #[test]
+    fn a_carriage_return_flood_keeps_its_lines_whole() {
+        // Progress redrawn with `\r` for megabytes: each redraw is its own line, none cut.
+        let mut input = Vec::new();
+        for i in 0..20_000 {
+            input.extend_from_slice(format!("\rprogress {i:05} of 20000").as_bytes());
+        }
+        let got = lines(&input);
+        assert_eq!(got.len(), 20_000);
+        assert!(got
+            .iter()
+            .all(|(_, l)| l.len() == "progress 00000 of 20000".len()));
     }
 
     #[test]

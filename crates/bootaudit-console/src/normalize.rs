@@ -796,7 +796,7 @@ mod tests {
     #[test]
     fn long_garbage_sequences_are_bounded() {
         let mut b = b"a\x1b[".to_vec();
-        b.extend(std::iter::repeat(b'1').take(MAX_CSI_LEN + 10));
+        b.extend(std::iter::repeat_n(b'1', MAX_CSI_LEN + 10));
         b.extend_from_slice(b"mZ");
         let t = norm(&b);
         assert!(t.starts_with('a') && t.ends_with('Z'), "{t:?}");

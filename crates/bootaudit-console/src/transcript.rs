@@ -140,7 +140,7 @@ impl Transcript {
                 // Strictly earlier start wins; equal start keeps the earlier pattern.
                 if best
                     .as_ref()
-                    .map_or(true, |(_, b)| s < b.get(0).map_or(0, |m| m.start()))
+                    .is_none_or(|(_, b)| s < b.get(0).map_or(0, |m| m.start()))
                 {
                     best = Some((i, c));
                 }
