@@ -116,7 +116,16 @@ fn check_fields(config: &Config, c: &ConditionDef) -> Vec<(&'static str, Value)>
                 .replay
                 .iter()
                 .map(|f| match (&f.command, &f.console, f.from) {
-                    (Some(cmd), _, _) => json!(fill(&cmd.0)),
+                    (Some(cmd), _, _) => {
+                        let cmd = match cmd.0.as_str() {
+                            ".*" => "any command".to_string(),
+                            other => fill(other),
+                        };
+                        match &f.block_start {
+                            Some(b) => json!(format!("{cmd}, the block from: {}", fill(&b.0))),
+                            None => json!(cmd),
+                        }
+                    }
                     (None, Some(line), _) => json!(format!("console line: {}", fill(&line.0))),
                     (None, None, Some(from)) => json!(format!("{from:?}").to_lowercase()),
                     (None, None, None) => Value::Null,
