@@ -70,9 +70,16 @@ pub async fn run(args: ReplayArgs) -> i32 {
         eprintln!("bootaudit: {e}");
         return exit_codes::USAGE;
     }
-    let name = args
-        .serial_log
-        .file_stem()
+    // `audit-reports/<run>/serial.raw` → `replay-<run>`, any other log → `replay-<its name>`.
+    let named_by = if archived_by_a_run(&args.serial_log) {
+        args.serial_log
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent().and_then(|d| d.file_name()).map(|n| n.to_owned()))
+    } else {
+        args.serial_log.file_stem().map(|s| s.to_owned())
+    };
+    let name = named_by
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "log".into());
     let (out_dir, reporters) =
