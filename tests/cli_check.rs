@@ -989,3 +989,45 @@ fn ctrl_c_stops_a_long_replay_with_a_valid_report() {
     let xml = std::fs::read_to_string(out.join("junit.xml")).unwrap();
     roxmltree::Document::parse(&xml).expect("junit.xml is well-formed");
 }
+
+#[test]
+fn replay_of_latest_serial_raw_reads_the_run_not_its_own_folder() {
+    // The README's `bootaudit replay audit-reports/latest/serial.raw`: creating the replay's
+    // folder repoints `latest`, so the log must be resolved first.
+    let tmp = tempdir();
+    let run = tmp.path().join("audit-reports/20260101T000000Z-x");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(
+        run.join("serial.raw"),
+        "nixos login: nixos (automatic login)\r\n",
+    )
+    .unwrap();
+    std::fs::write(run.join("serial.timing"), "0 0\n").unwrap();
+    std::fs::write(run.join("report.json"), "{}\n").unwrap();
+    std::os::unix::fs::symlink(
+        "20260101T000000Z-x",
+        tmp.path().join("audit-reports/latest"),
+    )
+    .unwrap();
+    let mut cmd = bootaudit([
+        "replay",
+        "audit-reports/latest/serial.raw",
+        "--format",
+        "json",
+    ]);
+    cmd.current_dir(tmp.path());
+    let run_out = run_with_deadline(cmd, QUICK_LIMIT);
+    let report: Value = serde_json::from_str(&run_out.stdout).unwrap();
+    let login = report["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "boot.autologin")
+        .unwrap()
+        .clone();
+    assert_eq!(login["status"], "pass", "{login}");
+    assert!(report["replayed_log"]
+        .as_str()
+        .unwrap()
+        .ends_with("20260101T000000Z-x/serial.raw"));
+}

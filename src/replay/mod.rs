@@ -55,29 +55,33 @@ pub async fn run(args: ReplayArgs) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    // Checked before the report folder exists: a typo leaves nothing behind.
-    if let Err(e) = std::fs::File::open(&args.serial_log).and_then(|f| {
+    // Checked before the report folder exists: a typo leaves nothing behind. Resolved now,
+    // too: making the report folder repoints `audit-reports/latest`, the very path of
+    // `bootaudit replay audit-reports/latest/serial.raw`.
+    let log = match std::fs::File::open(&args.serial_log).and_then(|f| {
         if f.metadata()?.is_dir() {
             Err(std::io::Error::other("it is a directory"))
         } else {
-            Ok(())
+            args.serial_log.canonicalize()
         }
     }) {
-        eprintln!("bootaudit: cannot read {}: {e} — give the path of a serial log (e.g. a report's serial.raw)", args.serial_log.display());
-        return exit_codes::USAGE;
-    }
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("bootaudit: cannot read {}: {e} — give the path of a serial log (e.g. a report's serial.raw)", args.serial_log.display());
+            return exit_codes::USAGE;
+        }
+    };
     if let Err(e) = crate::engine::validate(&config, &common.only, &common.skip) {
         eprintln!("bootaudit: {e}");
         return exit_codes::USAGE;
     }
     // `audit-reports/<run>/serial.raw` → `replay-<run>`, any other log → `replay-<its name>`.
-    let named_by = if archived_by_a_run(&args.serial_log) {
-        args.serial_log
-            .canonicalize()
-            .ok()
-            .and_then(|p| p.parent().and_then(|d| d.file_name()).map(|n| n.to_owned()))
+    let named_by = if archived_by_a_run(&log) {
+        log.parent()
+            .and_then(|d| d.file_name())
+            .map(|n| n.to_owned())
     } else {
-        args.serial_log.file_stem().map(|s| s.to_owned())
+        log.file_stem().map(|s| s.to_owned())
     };
     let name = named_by
         .map(|s| s.to_string_lossy().into_owned())
@@ -107,7 +111,7 @@ pub async fn run(args: ReplayArgs) -> i32 {
             return exit_codes::USAGE;
         }
     };
-    engine.replay(args.serial_log.clone());
+    engine.replay(log);
     let report = engine.run().await;
     if common.format == Format::Json {
         crate::app::print_stdout(
