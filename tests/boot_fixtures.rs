@@ -398,20 +398,40 @@ fn all_blocked_after_login() -> Vec<(&'static str, &'static str)> {
 
 #[test]
 fn kernel_panic_is_reported_at_once() {
-    let run = audit("kernel-panic", &[]);
+    // A generous login wait: on a loaded host a starved TCG guest has taken over 270 s to
+    // reach its panic (RCU stalls first), so 200 s (×3); "at once" is measured from the panic line.
+    let run = audit_with_timeouts("kernel-panic", &[("boot.login", "200s")]);
     expect_boot(&run, &["boot.login"], &all_blocked_after_login());
     let msg = message(&run, "boot.login");
     assert!(msg.contains("Kernel panic - not syncing"), "{msg}");
-    // Reported within seconds of the line, not at the 180 s login timeout.
+    // Reported within seconds of the panic line's arrival (serial.timing), not at a timeout.
     let login = run.report["conditions"]
         .as_array()
         .unwrap()
         .iter()
         .find(|c| c["id"] == "boot.login")
         .unwrap();
-    assert!(login["duration_ms"].as_u64().unwrap() < 120_000, "{login}");
-    let raw = String::from_utf8_lossy(&std::fs::read(run.out.path().join("serial.raw")).unwrap())
-        .into_owned();
+    let ended = login["started_ms"].as_u64().unwrap() + login["duration_ms"].as_u64().unwrap();
+    let raw_bytes = std::fs::read(run.out.path().join("serial.raw")).unwrap();
+    let panic_at = raw_bytes
+        .windows(12)
+        .position(|w| w == b"Kernel panic")
+        .expect("the panic line is in serial.raw") as u64;
+    let timing = std::fs::read_to_string(run.out.path().join("serial.timing")).unwrap();
+    let arrived = timing
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(o, t)| (o.parse::<u64>().unwrap(), t.parse::<u64>().unwrap()))
+        .take_while(|(offset, _)| *offset <= panic_at)
+        .last()
+        .expect("serial.timing covers the panic")
+        .1;
+    assert!(
+        ended.saturating_sub(arrived) < 15_000,
+        "boot.login ended {} ms after the panic line arrived: {login}",
+        ended.saturating_sub(arrived)
+    );
+    let raw = String::from_utf8_lossy(&raw_bytes).into_owned();
     assert!(
         raw.contains("end Kernel panic")
             || raw.contains("Kernel Offset")
