@@ -200,6 +200,21 @@ impl ReplayForm {
         Ok(())
     }
 
+    /// Every pattern of the form.
+    pub fn patterns(&self) -> impl Iterator<Item = &PatternSrc> {
+        self.command
+            .iter()
+            .chain(&self.console)
+            .chain(&self.reject)
+            .chain(&self.ignore)
+            .chain(&self.block_start)
+            .chain(&self.block_end)
+            .chain(&self.first_line)
+            .chain(&self.lines)
+            .chain(&self.find)
+            .chain(&self.log_shows)
+    }
+
     /// The capture names a template may use.
     pub fn capture_names(&self) -> Vec<String> {
         let mut names = Vec::new();

@@ -317,19 +317,7 @@ fn validate_condition(
         .chain(&def.pattern);
     texts.extend(patterns.map(|p| p.0.as_str()));
     for form in &def.replay {
-        let patterns = form
-            .command
-            .iter()
-            .chain(&form.console)
-            .chain(&form.reject)
-            .chain(&form.block_start)
-            .chain(&form.block_end)
-            .chain(&form.ignore)
-            .chain(&form.first_line)
-            .chain(&form.lines)
-            .chain(&form.find)
-            .chain(&form.log_shows);
-        texts.extend(patterns.map(|p| p.0.as_str()));
+        texts.extend(form.patterns().map(|p| p.0.as_str()));
     }
     for text in texts {
         unknown(text, &is_var, "variable")?;

@@ -35,6 +35,10 @@ const MAX_PROMPTS: usize = 32;
 pub struct Exchange {
     /// The command line echoed after the prompt.
     pub command: String,
+    /// The command as forms match it, and whether it was typed with sudo
+    /// ([`super::forms::plain_command`], once per exchange).
+    pub plain: String,
+    pub sudo: bool,
     /// Output lines: echoes, blank lines and console noise removed.
     pub output: Vec<String>,
     /// The output was more than is kept: not any probe's output.
@@ -155,13 +159,6 @@ impl Survey {
         }
     }
 
-    /// Is this line typed by the harness (a prompt line, or the echo of a command)? Such a
-    /// line says nothing about the guest, whatever words it contains.
-    pub fn is_typed(&self, line: &str) -> bool {
-        let line = line.trim_end();
-        self.prompts.parse(line).is_some() || self.commands.contains(line.trim())
-    }
-
     pub fn line(&mut self, line: &str) {
         let line = line.trim_end();
         if let Some((command, _)) = self.prompts.parse(line) {
@@ -184,6 +181,15 @@ impl Survey {
     }
 }
 
+/// What the segmenter made of one line.
+#[derive(Debug, Default)]
+pub struct Segmented {
+    /// The harness typed it: a prompt line, or the echo of a command seen after a prompt.
+    pub typed: bool,
+    /// The exchange this line's prompt ended.
+    pub closed: Option<Exchange>,
+}
+
 /// Second pass: cuts the log into exchanges, in order, and tracks who the user is.
 pub struct Segmenter<'a> {
     survey: &'a Survey,
@@ -203,11 +209,12 @@ impl<'a> Segmenter<'a> {
         }
     }
 
-    /// Feed one log line; returns the exchange this line's prompt ended, if any.
-    pub fn line(&mut self, no: u64, line: &str) -> Option<Exchange> {
+    /// Feed one log line: whether the harness typed it (a prompt line or an echo), and the
+    /// exchange this line's prompt ended, if any.
+    pub fn line(&mut self, no: u64, line: &str) -> Segmented {
         let line = line.trim_end();
         if let Some((command, prompt_root)) = self.survey.prompts.parse(line) {
-            let done = self.current.take().map(|ex| self.close(ex));
+            let closed = self.current.take().map(|ex| self.close(ex));
             self.current = Some(Exchange {
                 command,
                 prompt_root,
@@ -215,16 +222,26 @@ impl<'a> Segmenter<'a> {
                 excerpt: vec![super::quoted(no, line)],
                 ..Exchange::default()
             });
-            return done;
+            return Segmented {
+                typed: true,
+                closed,
+            };
         }
-        let ex = self.current.as_mut()?;
+        let typed = self.survey.commands.contains(line.trim());
+        let seen = Segmented {
+            typed,
+            closed: None,
+        };
+        let Some(ex) = self.current.as_mut() else {
+            return seen;
+        };
         super::quote_into(&mut ex.excerpt, no, line);
         // Blank lines and line noise (nothing but bytes that were not text) say nothing.
-        if line.chars().all(|c| c.is_whitespace() || c == '\u{FFFD}')
-            || self.survey.commands.contains(line.trim())
+        if typed
+            || line.chars().all(|c| c.is_whitespace() || c == '\u{FFFD}')
             || self.noise.is_noise(line)
         {
-            return None;
+            return seen;
         }
         // A console message glued onto an output line: the output is what came before it.
         let line = match self.noise.glued.as_ref().and_then(|g| g.find(line)) {
@@ -241,7 +258,7 @@ impl<'a> Segmenter<'a> {
                 ex.output = Vec::new();
             }
         }
-        None
+        seen
     }
 
     /// End of the log: the last exchange.
@@ -252,6 +269,7 @@ impl<'a> Segmenter<'a> {
     /// Who ran it: a prompt that names the user, a uid answer, and unknown after `sudo -i` /
     /// `su -` / `exit` until the log shows it again.
     fn close(&mut self, mut ex: Exchange) -> Exchange {
+        (ex.plain, ex.sudo) = super::forms::plain_command(&ex.command);
         if let Some(r) = ex.prompt_root {
             self.root = Some(r);
         }
@@ -365,11 +383,10 @@ impl Escalations {
             self.pending = None;
             return None;
         }
+        self.pending.as_ref()?;
         let (uid, how) = if ex.prompt_root == Some(true) {
-            self.pending.as_ref()?;
             ("0".to_string(), "root prompt".to_string())
         } else {
-            self.pending.as_ref()?;
             (uid_answer(ex)?, ex.command.clone())
         };
         let mut attempt = self.pending.take()?;
@@ -401,7 +418,7 @@ mod tests {
         let mut out: Vec<Exchange> = text
             .lines()
             .enumerate()
-            .filter_map(|(i, l)| seg.line(i as u64 + 1, l))
+            .filter_map(|(i, l)| seg.line(i as u64 + 1, l).closed)
             .collect();
         out.extend(seg.finish());
         out

@@ -79,8 +79,8 @@ impl Form {
 
     /// What this exchange says for the condition, if it is this form's probe.
     pub fn observe(&self, ex: &Exchange) -> Option<Observation> {
-        let (command, sudo) = plain_command(&ex.command);
-        let cmd_caps = self.command.as_ref()?.captures(&command)?;
+        let cmd_caps = self.command.as_ref()?.captures(&ex.plain)?;
+        let sudo = ex.sudo;
         let as_root = sudo || ex.root == Some(true);
         match self.ran_as {
             RanAs::Anyone => {}

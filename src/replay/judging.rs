@@ -211,17 +211,22 @@ impl<'a> Judging<'a> {
         // In a foreign log, what the harness typed (a prompt line, an echo) is no evidence of
         // the guest, even if it contains the words (`grep 'Failed to start pre-nixos'`). An own
         // log is judged as live, where every console line counts.
-        let typed = !self.own && self.survey.is_typed(line);
-        self.console(no, line, typed);
-        if !self.own && !typed {
-            self.console_forms(no, line);
-        }
         if self.own {
+            self.console(no, line, false);
             if let Some(run) = self.frames.line(no, line, &self.plan.noise) {
                 self.framed(run);
             }
-        } else if let Some(ex) = self.segmenter.line(no, line) {
-            self.exchange(ex);
+        } else {
+            // Observations are settled in log order, so the exchange this line closed may be
+            // handled after the line's own console evidence.
+            let seen = self.segmenter.line(no, line);
+            self.console(no, line, seen.typed);
+            if !seen.typed {
+                self.console_forms(no, line);
+            }
+            if let Some(ex) = seen.closed {
+                self.exchange(ex);
+            }
         }
         // Reuse the oldest line's buffer: no allocation per line.
         let mut kept = match self.recent.len() {
@@ -229,7 +234,7 @@ impl<'a> Judging<'a> {
             _ => String::new(),
         };
         kept.clear();
-        kept.push_str(&super::quoted(no, line).1);
+        super::quote_to(&mut kept, line);
         self.recent.push_back((no, kept));
     }
 
@@ -242,14 +247,19 @@ impl<'a> Judging<'a> {
         }
     }
 
-    fn sighting(&self, no: u64, line: &str, text: &str, value: &str) -> Sighting {
+    /// The line quoted with the lines before it.
+    fn in_context(&self, no: u64, line: &str) -> Vec<(u64, String)> {
         let mut excerpt: Vec<(u64, String)> = self.recent.iter().cloned().collect();
         excerpt.push(super::quoted(no, line));
+        excerpt
+    }
+
+    fn sighting(&self, no: u64, line: &str, text: &str, value: &str) -> Sighting {
         Sighting {
             line: no,
             text: text.trim().to_string(),
             value: value.to_string(),
-            excerpt,
+            excerpt: self.in_context(no, line),
         }
     }
 
@@ -324,9 +334,7 @@ impl<'a> Judging<'a> {
                     if !f.console.as_ref().is_some_and(|re| re.is_match(line)) {
                         return None;
                     }
-                    let mut excerpt: Vec<(u64, String)> = self.recent.iter().cloned().collect();
-                    excerpt.push(super::quoted(no, line));
-                    f.observe_line(no, line, excerpt)
+                    f.observe_line(no, line, self.in_context(no, line))
                 });
             if let Some(o) = seen {
                 self.observe(i, o);

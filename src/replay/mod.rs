@@ -25,9 +25,19 @@ const MAX_QUOTED_CHARS: usize = 400;
 
 /// A log line as the condition's transcript quotes it: numbered, and cut if very long.
 fn quoted(no: u64, line: &str) -> (u64, String) {
+    let mut text = String::new();
+    quote_to(&mut text, line);
+    (no, text)
+}
+
+/// Append the line as quoted: cut after MAX_QUOTED_CHARS characters, with `…`.
+fn quote_to(out: &mut String, line: &str) {
     match line.char_indices().nth(MAX_QUOTED_CHARS) {
-        Some((at, _)) => (no, format!("{}…", &line[..at])),
-        None => (no, line.to_string()),
+        Some((at, _)) => {
+            out.push_str(&line[..at]);
+            out.push('…');
+        }
+        None => out.push_str(line),
     }
 }
 
@@ -125,11 +135,16 @@ pub async fn run(args: ReplayArgs) -> i32 {
 type Findings = (Vec<Finding>, bool);
 
 /// Read the log: a survey pass, then the judging pass. Runs on a blocking thread; stops early
-/// (with what it has) when the run is interrupted.
-fn read_log(plan: &Plan, path: &Path, cancel: &crate::signal::Cancel) -> std::io::Result<Findings> {
+/// (with what it has) when the run is interrupted. `archived`: the log is a run's serial.raw.
+fn read_log(
+    plan: &Plan,
+    path: &Path,
+    archived: bool,
+    cancel: &crate::signal::Cancel,
+) -> std::io::Result<Findings> {
     let open = || std::fs::File::open(path);
     let mut survey = foreign::Survey::new(&plan.facts);
-    let mut own = archived_by_a_run(path);
+    let mut own = archived;
     let mut lines: u64 = 0;
     // Checking for Ctrl-C costs a lock: every few thousand lines is often enough.
     let interrupted = |lines: &mut u64| {
@@ -173,6 +188,7 @@ fn archived_by_a_run(path: &Path) -> bool {
 
 /// The boot phase over a recorded log: each condition judged from what the log shows.
 pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf) {
+    let archived = archived_by_a_run(&path);
     // A gigabyte takes half a minute: say what is going on.
     if let Ok(meta) = std::fs::metadata(&path) {
         let size = match meta.len() {
@@ -182,7 +198,7 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
         let note = format!(
             "reading {} ({size}){}",
             path.display(),
-            if archived_by_a_run(&path) {
+            if archived {
                 ", a bootaudit run's console"
             } else {
                 ""
@@ -194,7 +210,7 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
         Err(e) => Err(e),
         Ok(plan) => {
             let cancel = engine.cancel.clone();
-            tokio::task::spawn_blocking(move || read_log(&plan, &path, &cancel))
+            tokio::task::spawn_blocking(move || read_log(&plan, &path, archived, &cancel))
                 .await
                 .map_err(|e| format!("internal error: {e}"))
                 .and_then(|r| r.map_err(|e| format!("reading the log: {e}")))
