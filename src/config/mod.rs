@@ -485,6 +485,41 @@ mod tests {
     }
 
     #[test]
+    fn default_stall_signatures_catch_a_starved_guest() {
+        let config = load("pre-nixos").unwrap();
+        let p = &config.profile;
+        let stall = |line: &str| {
+            p.stall_signatures
+                .iter()
+                .any(|s| s.pattern.resolve(&p.vars).unwrap().is_match(line))
+        };
+        // What a starved TCG guest printed on a loaded CI runner, and the kernel's other
+        // stall reports.
+        for line in [
+            "[  190.102938] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+            "[  190.102938] rcu: INFO: rcu_sched self-detected stall on CPU",
+            "[  212.882145] rcu: rcu_preempt kthread starved for 10502 jiffies! g1721 f0x0",
+            "[  212.882145] rcu: rcu_preempt kthread timer wakeup didn't happen for 10499 jiffies!",
+            "[   52.000001] watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [systemd-udevd:212]",
+        ] {
+            assert!(stall(line), "{line}");
+        }
+        for line in [
+            "[    0.1] rcu: Hierarchical RCU implementation.",
+            "[    0.1] rcu: \tRCU restricting CPUs from NR_CPUS=8192 to nr_cpu_ids=2.",
+            "Kernel panic - not syncing: Attempted to kill init!",
+        ] {
+            assert!(!stall(line), "{line}");
+        }
+        // A stall fails nothing by itself: no failure signature matches it.
+        assert!(!p.failure_signatures.iter().any(|s| s
+            .pattern
+            .resolve(&p.vars)
+            .unwrap()
+            .is_match("rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:")));
+    }
+
+    #[test]
     fn unknown_profile_name_lists_embedded() {
         let err = load("nope").unwrap_err();
         assert!(err.message.contains("pre-nixos"), "{err}");

@@ -31,6 +31,11 @@ pub struct Profile {
     pub timeouts: Timeouts,
     #[serde(default)]
     pub failure_signatures: Vec<Signature>,
+    /// Console lines by which the guest says it did not get the CPU it needed (RCU stalls,
+    /// soft lockups). They end no wait; a condition that then runs out of time is an error,
+    /// not a failure: the run cannot tell a starved guest from a broken image.
+    #[serde(default)]
+    pub stall_signatures: Vec<StallSignature>,
     /// Console lines that may land in the middle of command output (service banners,
     /// announcements); they are set aside, not taken as output.
     #[serde(default)]
@@ -146,6 +151,13 @@ pub struct Signature {
     /// The conditions this signature fails; empty means every boot condition still waiting.
     #[serde(default)]
     pub fails: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StallSignature {
+    pub name: String,
+    pub pattern: PatternSrc,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -5,7 +5,9 @@
 //! Failure signatures are scoped: a line like "Failed to start pre-nixos.service" concerns
 //! storage.status, not shell.ready. A hit that concerns the current condition ends its wait at
 //! once; any other hit is acknowledged and the wait goes on — and is remembered, so a later
-//! condition it concerns fails at once when it starts.
+//! condition it concerns fails at once when it starts. Stall signatures (the guest's kernel
+//! saying it was starved of CPU) concern no condition: they are only remembered, for the
+//! judge of a wait that then runs out of time.
 
 use crate::config::Profile;
 use crate::signal::Cancel;
@@ -67,10 +69,21 @@ pub struct CommandRun {
     pub took: Duration,
 }
 
+/// What a console signature hit means, by signature name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Fails every boot condition still waiting (a panic, emergency mode).
+    Every,
+    /// Fails these conditions only.
+    Only(Vec<String>),
+    /// Fails nothing: the guest reports it was starved of CPU.
+    Stall,
+}
+
 pub struct Dialogue {
     pub console: Console,
-    /// Signature name → the condition ids it fails (empty: all).
-    scopes: Vec<(String, Vec<String>)>,
+    /// Signature name → what its hits mean.
+    scopes: Vec<(String, Scope)>,
     noise: NoiseFilter,
     cancel: Cancel,
     password_prompt: Regex,
@@ -81,7 +94,7 @@ pub struct Dialogue {
 impl Dialogue {
     pub fn new(
         console: Console,
-        scopes: Vec<(String, Vec<String>)>,
+        scopes: Vec<(String, Scope)>,
         noise: NoiseFilter,
         cancel: Cancel,
     ) -> Self {
@@ -96,19 +109,32 @@ impl Dialogue {
         }
     }
 
-    fn concerns(&self, signature: &str, id: &str) -> bool {
+    fn scope(&self, signature: &str) -> &Scope {
         self.scopes
             .iter()
             .find(|(name, _)| name == signature)
-            .is_none_or(|(_, ids)| ids.is_empty() || ids.iter().any(|i| i == id))
+            .map_or(&Scope::Every, |(_, scope)| scope)
+    }
+
+    fn concerns(&self, signature: &str, id: &str) -> bool {
+        match self.scope(signature) {
+            Scope::Every => true,
+            Scope::Only(ids) => ids.iter().any(|i| i == id),
+            Scope::Stall => false,
+        }
     }
 
     /// Does this signature concern every condition (a panic, emergency mode)?
     pub fn is_global(&self, signature: &str) -> bool {
-        self.scopes
-            .iter()
-            .find(|(name, _)| name == signature)
-            .is_none_or(|(_, ids)| ids.is_empty())
+        *self.scope(signature) == Scope::Every
+    }
+
+    /// The first line so far by which the guest said it was starved of CPU.
+    pub fn stall_seen(&self) -> Option<SignatureHit> {
+        self.console
+            .signature_hits()
+            .into_iter()
+            .find(|h| *self.scope(&h.pattern_name) == Scope::Stall)
     }
 
     /// The first signature hit so far that concerns condition `id`.
@@ -263,8 +289,8 @@ impl Dialogue {
 /// live boot and a replay.
 pub struct ConsoleRules {
     pub config: ConsoleConfig,
-    /// Signature name → the condition ids it fails (empty: all).
-    pub scopes: Vec<(String, Vec<String>)>,
+    /// Signature name → what its hits mean.
+    pub scopes: Vec<(String, Scope)>,
     pub noise: NoiseFilter,
 }
 
@@ -273,7 +299,16 @@ pub fn console_rules(profile: &Profile) -> Result<ConsoleRules, String> {
     let mut scopes = Vec::new();
     for sig in &profile.failure_signatures {
         config = config.signature(sig.name.clone(), sig.pattern.resolve(&profile.vars)?);
-        scopes.push((sig.name.clone(), sig.fails.clone()));
+        let scope = if sig.fails.is_empty() {
+            Scope::Every
+        } else {
+            Scope::Only(sig.fails.clone())
+        };
+        scopes.push((sig.name.clone(), scope));
+    }
+    for sig in &profile.stall_signatures {
+        config = config.signature(sig.name.clone(), sig.pattern.resolve(&profile.vars)?);
+        scopes.push((sig.name.clone(), Scope::Stall));
     }
     let noise = profile
         .noise
@@ -367,7 +402,7 @@ mod tests {
         let console = Console::from_stream(harness, config);
         let scopes = vec![(
             "unit failed".to_string(),
-            vec!["storage.status".to_string()],
+            Scope::Only(vec!["storage.status".to_string()]),
         )];
         let mut d = Dialogue::new(console, scopes, NoiseFilter::none(), Cancel::new());
         use tokio::io::AsyncWriteExt;
@@ -385,5 +420,36 @@ mod tests {
             .earlier_hit_for("storage.status")
             .expect("remembered for storage.status");
         assert!(hit.line.contains("Failed to start pre-nixos"));
+    }
+
+    #[tokio::test]
+    async fn a_stall_ends_no_wait_and_is_remembered() {
+        let (harness, mut guest) = tokio::io::duplex(4096);
+        let config = ConsoleConfig::default()
+            .signature("kernel panic", Regex::new("Kernel panic").unwrap())
+            .signature(
+                "CPU stall",
+                Regex::new(r"rcu: INFO: \w+ detected stalls").unwrap(),
+            );
+        let console = Console::from_stream(harness, config);
+        let scopes = vec![
+            ("kernel panic".to_string(), Scope::Every),
+            ("CPU stall".to_string(), Scope::Stall),
+        ];
+        let mut d = Dialogue::new(console, scopes, NoiseFilter::none(), Cancel::new());
+        use tokio::io::AsyncWriteExt;
+        guest
+            .write_all(b"[ 212.8] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:\r\nlogin: ")
+            .await
+            .unwrap();
+        d.current = "boot.login".into();
+        let login = Regex::new("login: ").unwrap();
+        d.expect(&[login], Instant::now() + Duration::from_secs(2))
+            .await
+            .expect("a stall fails no condition");
+        assert!(d.earlier_hit_for("boot.login").is_none());
+        assert!(!d.is_global("CPU stall"));
+        let stall = d.stall_seen().expect("the stall is remembered");
+        assert!(stall.line.contains("detected stalls"), "{}", stall.line);
     }
 }

@@ -8,7 +8,7 @@ use super::forms::Form;
 use super::own::{FramedRun, Frames};
 use crate::config::catalog::ReaderEvidence;
 use crate::config::{CheckDef, ConditionDef, Config, RunAs};
-use crate::dialogue::shell_quote;
+use crate::dialogue::{shell_quote, Scope};
 use crate::judge::{autologin_pattern, login_prompt_pattern, ProbeJudge, ProbeVerdict};
 use crate::model::Outcome;
 use bootaudit_console::NoiseFilter;
@@ -16,6 +16,14 @@ use regex::Regex;
 use std::collections::VecDeque;
 
 pub const NOT_OBSERVED: &str = "not observed in the log";
+
+/// The skip of a condition the log does not show, with what the log shows instead.
+pub fn not_observed(note: Option<&str>) -> Outcome {
+    match note {
+        Some(note) => Outcome::skip(format!("{NOT_OBSERVED}; {note}")),
+        None => Outcome::skip(NOT_OBSERVED),
+    }
+}
 /// Lines of context quoted before a console sighting.
 const CONTEXT_LINES: usize = 2;
 
@@ -38,7 +46,7 @@ struct Planned {
 struct PlannedSignature {
     name: String,
     re: Regex,
-    fails: Vec<String>,
+    scope: Scope,
 }
 
 enum Check {
@@ -63,14 +71,17 @@ impl Plan {
         let profile = &config.profile;
         let vars = &profile.vars;
         let rules = crate::dialogue::console_rules(profile)?;
-        let mut signatures = Vec::new();
-        for sig in &profile.failure_signatures {
-            signatures.push(PlannedSignature {
+        let signatures = rules
+            .config
+            .signatures
+            .iter()
+            .zip(rules.scopes)
+            .map(|(sig, (_, scope))| PlannedSignature {
                 name: sig.name.clone(),
-                re: sig.pattern.resolve(vars)?,
-                fails: sig.fails.clone(),
-            });
-        }
+                re: sig.re.clone(),
+                scope,
+            })
+            .collect();
         let mut facts = Vec::new();
         let mut conditions = Vec::new();
         for def in defs {
@@ -136,7 +147,8 @@ pub enum Finding {
     Named(Outcome, Vec<(u64, String)>),
     /// A failure signature for every condition (a panic): nothing after it could happen.
     Fatal(Outcome, Vec<(u64, String)>),
-    NotObserved,
+    /// Not in the log; the note says what the log shows instead (a CPU stall).
+    NotObserved(Option<String>),
 }
 
 /// The first line that shows a console condition.
@@ -449,7 +461,11 @@ impl<'a> Judging<'a> {
                     .signatures
                     .iter()
                     .find(|s| s.name == h.name)
-                    .map(|s| (s.fails.is_empty(), s.fails.contains(&c.id)))
+                    .map(|s| match &s.scope {
+                        Scope::Every => (true, false),
+                        Scope::Only(ids) => (false, ids.contains(&c.id)),
+                        Scope::Stall => (false, false),
+                    })
             };
             let hit = self
                 .hits
@@ -476,10 +492,27 @@ impl<'a> Judging<'a> {
                         Finding::Fatal(outcome, excerpt)
                     }
                 }
-                None => Finding::NotObserved,
+                None => Finding::NotObserved(self.stall_note()),
             });
         }
         out
+    }
+
+    /// A live run that timed out after a CPU stall could not judge; a replay says why the log
+    /// may end short of a condition.
+    fn stall_note(&self) -> Option<String> {
+        let stall = self.hits.iter().find(|h| {
+            self.plan
+                .signatures
+                .iter()
+                .any(|s| s.name == h.name && s.scope == Scope::Stall)
+        })?;
+        Some(format!(
+            "the guest was starved of CPU ({}: \"{}\", log line {})",
+            stall.name,
+            stall.text.trim(),
+            stall.line
+        ))
     }
 
     /// The condition's own evidence in the log, if any: the outcome and the lines it rests on.
@@ -624,7 +657,7 @@ mod tests {
             .map(|(d, f)| {
                 let o = match f {
                     Finding::Shown(o, _) | Finding::Named(o, _) | Finding::Fatal(o, _) => o,
-                    Finding::NotObserved => Outcome::skip(NOT_OBSERVED),
+                    Finding::NotObserved(note) => not_observed(note.as_deref()),
                 };
                 (d.id.clone(), (o.status, o.message, o.log_line))
             })
@@ -731,6 +764,27 @@ mod tests {
             assert_eq!(status(&r, id), Status::Skip, "{id}: {:?}", r[id]);
             assert_eq!(r[id].1, NOT_OBSERVED);
         }
+    }
+
+    #[test]
+    fn a_stall_fails_nothing_and_explains_what_the_log_lacks() {
+        let log = b"[    1.2] Run /init as init process\n\
+            [  212.8] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:\n\
+            [  212.8] rcu: rcu_preempt kthread starved for 10502 jiffies!\n\
+            [  230.1] Welcome to Debian GNU/Linux 12 (bookworm)!\n";
+        let r = replay(log);
+        assert_eq!(status(&r, "boot.console"), Status::Pass);
+        let (login, message, line) = &r["boot.login"];
+        assert_eq!(*login, Status::Skip, "a stall is no failure: {message}");
+        assert!(message.starts_with(NOT_OBSERVED), "{message}");
+        assert!(
+            message.contains("starved of CPU") && message.contains("log line 2"),
+            "the first stall line is quoted: {message}"
+        );
+        assert_eq!(*line, None);
+        // Without a stall, nothing is said.
+        let r = replay(b"[    1.2] Run /init as init process\n");
+        assert_eq!(r["boot.login"].1, NOT_OBSERVED);
     }
 
     #[test]

@@ -55,7 +55,7 @@ use crate::engine::{Engine, RunOptions, Scope};
 use crate::exit_codes;
 use crate::model::Outcome;
 use bootaudit_console::for_each_line;
-use judging::{Finding, Judging, Plan, NOT_OBSERVED};
+use judging::{not_observed, Finding, Judging, Plan};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
@@ -220,7 +220,10 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
         let (finding, own) = match &judged {
             // An interrupted reading has no findings: the gate says "interrupted".
             Ok((findings, own)) => (
-                findings.get(i).cloned().unwrap_or(Finding::NotObserved),
+                findings
+                    .get(i)
+                    .cloned()
+                    .unwrap_or(Finding::NotObserved(None)),
                 *own,
             ),
             Err(e) => {
@@ -242,7 +245,7 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
             (None, Finding::Shown(o, e) | Finding::Named(o, e) | Finding::Fatal(o, e)) => {
                 Ok((o, e))
             }
-            (None, Finding::NotObserved) => Ok((Outcome::skip(NOT_OBSERVED), Vec::new())),
+            (None, Finding::NotObserved(note)) => Ok((not_observed(note.as_deref()), Vec::new())),
         };
         match chosen {
             Err(gate) => {

@@ -245,10 +245,28 @@ async fn judge(engine: &mut Engine, s: &mut Session, def: &ConditionDef) -> Outc
         },
         Err(e) => Err(Outcome::error(e)),
     };
-    match outcome {
-        Ok(o) => o,
-        Err(o) => o,
+    let (Ok(outcome) | Err(outcome)) = outcome;
+    if outcome.status == Status::Fail && Instant::now() >= deadline {
+        if let Some(stall) = s.dialogue.stall_seen() {
+            return starved(outcome, &stall.pattern_name, &stall.line);
+        }
     }
+    outcome
+}
+
+/// A condition that ran out of time after the guest said it was starved of CPU: the run cannot
+/// tell a slow guest from a broken image, so this is an error of the run, not a verdict.
+fn starved(timed_out: Outcome, stall: &str, line: &str) -> Outcome {
+    let mut o = Outcome::error(format!(
+        "could not judge: the guest was starved of CPU ({stall}: {}) and then {} — an \
+         overloaded host or emulation under load stalls a guest; rerun on an idle host or with \
+         a larger --timeout-scale (a stall on an idle host points at the image's kernel)",
+        quote(line),
+        timed_out.message
+    ));
+    o.evidence = line.to_string();
+    o.suppress_hint = true;
+    o
 }
 
 /// Turn a wait error into the condition's failure; fatal ones end the session's usefulness.
