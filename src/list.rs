@@ -89,7 +89,7 @@ fn check_fields(config: &Config, c: &ConditionDef) -> Vec<(&'static str, Value)>
     };
     let mut fields = Vec::new();
     match c.check() {
-        Ok(CheckDef::Builtin) => fields.push(("check", json!("builtin (in code)"))),
+        Ok(CheckDef::Builtin(_)) => fields.push(("check", json!("builtin (in code)"))),
         Ok(CheckDef::Watch { pattern }) => {
             fields.push(("check", json!("watch the console")));
             fields.push(("pattern", json!(fill(&pattern.0))));

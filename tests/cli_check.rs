@@ -714,6 +714,11 @@ fn unknown_builtin_in_a_catalog_is_exit_2_before_any_report() {
     let run = run_expect(cmd, QUICK_LIMIT, 2);
     assert!(run.stderr.contains("host.frobnicator"), "{}", run.stderr);
     assert!(run.stderr.contains("builtin"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("extra.yaml:2:"),
+        "names the file and line: {}",
+        run.stderr
+    );
     assert!(!out.exists(), "no half-made report folder");
 }
 

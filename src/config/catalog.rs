@@ -6,6 +6,7 @@
 //! The YAML is flat (no nested `probe:` map) so that serde keeps exact error positions; the
 //! fields that belong to a kind are checked in [`ConditionDef::check`].
 
+use super::builtin::Builtin;
 use super::pattern::PatternSrc;
 use super::units::Span;
 use crate::model::Phase;
@@ -244,7 +245,7 @@ pub enum RunAs {
 /// The kind-specific part of a condition, checked for consistency.
 #[derive(Debug, Clone)]
 pub enum CheckDef<'a> {
-    Builtin,
+    Builtin(Builtin),
     Probe(ProbeDef<'a>),
     Watch { pattern: &'a PatternSrc },
 }
@@ -281,7 +282,7 @@ impl ConditionDef {
             CheckKind::Builtin if probe_fields || self.pattern.is_some() => {
                 Err("a builtin check takes no run/pass/fail_fast/exit_code/poll/evidence/replay/pattern fields".into())
             }
-            CheckKind::Builtin => Ok(CheckDef::Builtin),
+            CheckKind::Builtin => Builtin::resolve(&self.id, self.phase).map(CheckDef::Builtin),
             CheckKind::Watch => match (&self.pattern, probe_fields) {
                 (Some(pattern), false) => Ok(CheckDef::Watch { pattern }),
                 (None, _) => Err("a watch check needs `pattern`".into()),

@@ -2,11 +2,13 @@
 //! (`checks/*.yaml`). The defaults are embedded in the binary; users may pass their own files.
 //! Every error names file:line:column and what to do, and maps to exit code 2.
 
+pub mod builtin;
 pub mod catalog;
 pub mod pattern;
 pub mod profile;
 pub mod units;
 
+pub use builtin::Builtin;
 pub use catalog::{Catalog, CheckDef, CheckKind, ConditionDef, ProbeDef, RunAs};
 pub use profile::Profile;
 

@@ -7,7 +7,7 @@ use super::foreign::{answered, Escalations, Exchange, Observation, Segmenter, Su
 use super::forms::Form;
 use super::own::{FramedRun, Frames};
 use crate::config::catalog::ReaderEvidence;
-use crate::config::{CheckDef, ConditionDef, Config, RunAs};
+use crate::config::{Builtin, CheckDef, ConditionDef, Config, RunAs};
 use crate::dialogue::{shell_quote, Scope};
 use crate::judge::{autologin_pattern, login_prompt_pattern, ProbeJudge, ProbeVerdict};
 use crate::model::Outcome;
@@ -86,11 +86,11 @@ impl Plan {
         let mut conditions = Vec::new();
         for def in defs {
             let check = match def.check() {
-                Ok(CheckDef::Builtin) => match def.id.as_str() {
-                    "boot.console" => Check::Console,
-                    "boot.login" => Check::Login,
-                    "boot.autologin" => Check::Autologin,
-                    "shell.ready" => Check::ShellReady,
+                Ok(CheckDef::Builtin(builtin)) => match builtin {
+                    Builtin::BootConsole => Check::Console,
+                    Builtin::BootLogin => Check::Login,
+                    Builtin::BootAutologin => Check::Autologin,
+                    Builtin::ShellReady => Check::ShellReady,
                     _ => Check::NotInLogs,
                 },
                 Ok(CheckDef::Watch { pattern }) => match pattern.resolve(vars) {

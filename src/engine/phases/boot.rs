@@ -4,7 +4,7 @@
 //! while the state is fresh. QEMU is killed on every way out of here.
 
 use super::virt::{accel_for, wait_exit};
-use crate::config::{CheckDef, ConditionDef, RunAs};
+use crate::config::{Builtin, CheckDef, ConditionDef, RunAs};
 use crate::dialogue::{console_rules, last_lines, Dialogue, WaitError};
 use crate::engine::events::{Event, Fanout};
 use crate::engine::Engine;
@@ -226,13 +226,14 @@ async fn judge(engine: &mut Engine, s: &mut Session, def: &ConditionDef) -> Outc
     let timeout = engine.boot_timeout(def);
     let deadline = Instant::now() + timeout;
     let outcome = match def.check() {
-        Ok(CheckDef::Builtin) => match def.id.as_str() {
-            "boot.console" => boot_console(s, deadline, timeout).await,
-            "boot.login" => boot_login(engine, s, deadline, timeout).await,
-            "boot.autologin" => boot_autologin(engine, s, deadline).await,
-            "shell.ready" => shell_ready(engine, s, deadline, timeout).await,
+        Ok(CheckDef::Builtin(builtin)) => match builtin {
+            Builtin::BootConsole => boot_console(s, deadline, timeout).await,
+            Builtin::BootLogin => boot_login(engine, s, deadline, timeout).await,
+            Builtin::BootAutologin => boot_autologin(engine, s, deadline).await,
+            Builtin::ShellReady => shell_ready(engine, s, deadline, timeout).await,
             other => Err(Outcome::error(format!(
-                "`{other}` is not a builtin check of the boot phase"
+                "`{}` is not a builtin check of the boot phase",
+                other.id()
             ))),
         },
         Ok(CheckDef::Probe(p)) => match ProbeJudge::resolve(def, &p, &engine.config.profile.vars) {

@@ -7,49 +7,32 @@ pub mod iso;
 pub mod virt;
 
 use super::Engine;
-use crate::config::ConditionDef;
+use crate::config::{Builtin, CheckDef, ConditionDef};
 use crate::model::Outcome;
-
-/// Condition ids implemented in code.
-pub const BUILTIN_IDS: &[&str] = &[
-    "host.qemu",
-    "host.qemu-devices",
-    "host.resources",
-    "host.nix",
-    "virt.kvm",
-    "virt.tun",
-    "virt.qemu-start",
-    "iso.build",
-    "iso.resolve",
-    "iso.bootable",
-    "iso.console",
-    "boot.console",
-    "boot.login",
-    "boot.autologin",
-    "shell.ready",
-];
-
-pub fn is_builtin(id: &str) -> bool {
-    BUILTIN_IDS.contains(&id)
-}
 
 /// Run a builtin check of the host, virt or iso phase.
 pub async fn run_builtin(engine: &mut Engine, def: &ConditionDef) -> Outcome {
-    match def.id.as_str() {
-        "host.qemu" => host::qemu(engine),
-        "host.qemu-devices" => host::qemu_devices(engine),
-        "host.resources" => host::resources(engine),
-        "host.nix" => host::nix(engine),
-        "virt.kvm" => virt::kvm(engine),
-        "virt.tun" => virt::tun(engine),
-        "virt.qemu-start" => virt::qemu_start(engine).await,
-        "iso.build" => iso::build(engine),
-        "iso.resolve" => iso::resolve(engine),
-        "iso.bootable" => iso::bootable(engine),
-        "iso.console" => iso::console(engine),
-        other => Outcome::error(format!(
-            "`{other}` is not a builtin check of the {} phase",
-            def.phase
-        )),
+    let builtin = match def.check() {
+        Ok(CheckDef::Builtin(b)) => b,
+        Ok(_) => return Outcome::error(format!("`{}` is not a builtin check", def.id)),
+        Err(e) => return Outcome::error(e),
+    };
+    match builtin {
+        Builtin::HostQemu => host::qemu(engine),
+        Builtin::HostQemuDevices => host::qemu_devices(engine),
+        Builtin::HostResources => host::resources(engine),
+        Builtin::HostNix => host::nix(engine),
+        Builtin::VirtKvm => virt::kvm(engine),
+        Builtin::VirtTun => virt::tun(engine),
+        Builtin::VirtQemuStart => virt::qemu_start(engine).await,
+        Builtin::IsoBuild => iso::build(engine),
+        Builtin::IsoResolve => iso::resolve(engine),
+        Builtin::IsoBootable => iso::bootable(engine),
+        Builtin::IsoConsole => iso::console(engine),
+        // The boot phase judges its builtins in its QEMU session (boot::judge).
+        Builtin::BootConsole
+        | Builtin::BootLogin
+        | Builtin::BootAutologin
+        | Builtin::ShellReady => Outcome::error(format!("`{}` runs in the boot session", def.id)),
     }
 }
