@@ -99,6 +99,9 @@ pub struct Outcome {
     pub suppress_hint: bool,
     /// Replay: the line of the log where the evidence is.
     pub log_line: Option<u64>,
+    /// A failure only because the wait ran out (no line showed it): on a guest starved of CPU
+    /// it says nothing of the image.
+    pub timed_out: bool,
 }
 
 /// What a skip means for the verdict and for dependents.
@@ -125,6 +128,7 @@ impl Outcome {
             skip_kind: SkipKind::Counts,
             suppress_hint: false,
             log_line: None,
+            timed_out: false,
         }
     }
     pub fn pass(message: impl Into<String>, evidence: impl Into<String>) -> Self {
@@ -132,6 +136,12 @@ impl Outcome {
     }
     pub fn fail(message: impl Into<String>, evidence: impl Into<String>) -> Self {
         Self::new(Status::Fail, message, evidence)
+    }
+    /// A failure because the time ran out before the condition was met.
+    pub fn timed_out(message: impl Into<String>, evidence: impl Into<String>) -> Self {
+        let mut o = Self::new(Status::Fail, message, evidence);
+        o.timed_out = true;
+        o
     }
     pub fn error(message: impl Into<String>) -> Self {
         Self::new(Status::Error, message, "")
@@ -240,7 +250,12 @@ pub struct Report {
 
 impl Report {
     /// The verdict the conditions imply. Interruption is decided by the caller.
+    /// A proven failure outranks a condition that could not be judged (an error): it is an
+    /// answer about the image, the error only about the run.
     pub fn judge_verdict(conditions: &[ConditionReport], allowed_skips: &[String]) -> Verdict {
+        if conditions.iter().any(|c| c.status == Status::Fail) {
+            return Verdict::Fail;
+        }
         if conditions.iter().any(|c| c.status == Status::Error) {
             return Verdict::Error;
         }
@@ -292,7 +307,11 @@ mod tests {
         let mut na = cond("virt.tun", Status::Skip);
         na.skip_kind = SkipKind::NotApplicable;
         assert_eq!(Report::judge_verdict(&[na], &[]), Verdict::Pass);
+        // A proven failure outranks what could not be judged; an error outranks the skips it
+        // blocked.
         let c = vec![cond("a", Status::Fail), cond("b", Status::Error)];
+        assert_eq!(Report::judge_verdict(&c, &[]), Verdict::Fail);
+        let c = vec![cond("b", Status::Error), cond("c", Status::Skip)];
         assert_eq!(Report::judge_verdict(&c, &[]), Verdict::Error);
     }
 

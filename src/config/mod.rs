@@ -362,6 +362,19 @@ fn validate_profile(config: &Config) -> Result<(), ConfigError> {
             }
         }
     }
+    // Hits are told apart by name: a stall signature named like a failure signature would fail.
+    let mut names = BTreeSet::new();
+    let failures = p.failure_signatures.iter().map(|s| (&s.name, false));
+    for (name, stall) in failures.chain(p.stall_signatures.iter().map(|s| (&s.name, true))) {
+        if !names.insert(name.as_str()) {
+            let message = format!("two signatures are named `{name}`: give each its own name");
+            let needle = format!("name: {name}");
+            return Err(match stall {
+                true => src.error_after("stall_signatures:", &needle, message),
+                false => src.error_at(&needle, message),
+            });
+        }
+    }
     for id in p.timeouts.conditions.keys() {
         if !known.contains(id.as_str()) {
             return Err(src.error_at(
@@ -519,6 +532,23 @@ mod tests {
             .resolve(&p.vars)
             .unwrap()
             .is_match("rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:")));
+    }
+
+    #[test]
+    fn a_stall_signature_may_not_take_a_failure_signatures_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = include_str!("../../profiles/pre-nixos.yaml")
+            .replace("  - name: CPU stall", "  - name: kernel panic");
+        let path = write(dir.path(), "p.yaml", &text);
+        let err = load(&path).unwrap_err();
+        assert!(err.message.contains("`kernel panic`"), "{err}");
+        let stall_line = text.find("stall_signatures:").unwrap();
+        let want = text[..stall_line].matches('\n').count() + 2;
+        assert_eq!(
+            err.line,
+            Some(want),
+            "points at the stall signature's name: {err}"
+        );
     }
 
     #[test]

@@ -32,8 +32,9 @@ pub struct Profile {
     #[serde(default)]
     pub failure_signatures: Vec<Signature>,
     /// Console lines by which the guest says it did not get the CPU it needed (RCU stalls,
-    /// soft lockups). They end no wait; a condition that then runs out of time is an error,
-    /// not a failure: the run cannot tell a starved guest from a broken image.
+    /// soft lockups). They end no wait; a condition whose wait runs out after one appeared
+    /// during it is an error, not a failure: the run cannot tell a starved guest from a broken
+    /// image.
     #[serde(default)]
     pub stall_signatures: Vec<StallSignature>,
     /// Console lines that may land in the middle of command output (service banners,

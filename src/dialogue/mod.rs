@@ -80,6 +80,17 @@ pub enum Scope {
     Stall,
 }
 
+impl Scope {
+    /// Does a hit of this signature fail condition `id`?
+    pub fn concerns(&self, id: &str) -> bool {
+        match self {
+            Scope::Every => true,
+            Scope::Only(ids) => ids.iter().any(|i| i == id),
+            Scope::Stall => false,
+        }
+    }
+}
+
 pub struct Dialogue {
     pub console: Console,
     /// Signature name → what its hits mean.
@@ -117,11 +128,7 @@ impl Dialogue {
     }
 
     fn concerns(&self, signature: &str, id: &str) -> bool {
-        match self.scope(signature) {
-            Scope::Every => true,
-            Scope::Only(ids) => ids.iter().any(|i| i == id),
-            Scope::Stall => false,
-        }
+        self.scope(signature).concerns(id)
     }
 
     /// Does this signature concern every condition (a panic, emergency mode)?
@@ -129,12 +136,12 @@ impl Dialogue {
         *self.scope(signature) == Scope::Every
     }
 
-    /// The first line so far by which the guest said it was starved of CPU.
-    pub fn stall_seen(&self) -> Option<SignatureHit> {
+    /// The first line since `since` by which the guest said it was starved of CPU.
+    pub fn stall_since(&self, since: Instant) -> Option<SignatureHit> {
         self.console
             .signature_hits()
             .into_iter()
-            .find(|h| *self.scope(&h.pattern_name) == Scope::Stall)
+            .find(|h| h.at >= since && *self.scope(&h.pattern_name) == Scope::Stall)
     }
 
     /// The first signature hit so far that concerns condition `id`.
@@ -158,7 +165,7 @@ impl Dialogue {
                         line,
                     })
                 } else {
-                    self.console.clear_signature();
+                    self.console.acknowledge_signature();
                     None
                 }
             }
@@ -392,29 +399,39 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn scoped_signature_only_fails_its_conditions() {
+    /// A dialogue judging boot.login whose guest printed `console`, with these signatures;
+    /// waits for its `login: ` (the signatures must not end the wait).
+    async fn login_after(signatures: &[(&str, &str, Scope)], console: &[u8]) -> Dialogue {
         let (harness, mut guest) = tokio::io::duplex(4096);
-        let config = ConsoleConfig::default().signature(
-            "unit failed",
-            Regex::new("Failed to start pre-nixos").unwrap(),
-        );
-        let console = Console::from_stream(harness, config);
-        let scopes = vec![(
-            "unit failed".to_string(),
-            Scope::Only(vec!["storage.status".to_string()]),
-        )];
-        let mut d = Dialogue::new(console, scopes, NoiseFilter::none(), Cancel::new());
+        let mut config = ConsoleConfig::default();
+        for (name, re, _) in signatures {
+            config = config.signature(*name, Regex::new(re).unwrap());
+        }
+        let scopes = signatures
+            .iter()
+            .map(|(name, _, scope)| (name.to_string(), scope.clone()))
+            .collect();
+        let console_stream = Console::from_stream(harness, config);
+        let mut d = Dialogue::new(console_stream, scopes, NoiseFilter::none(), Cancel::new());
         use tokio::io::AsyncWriteExt;
-        guest
-            .write_all(b"[FAILED] Failed to start pre-nixos.service\r\nlogin: ")
-            .await
-            .unwrap();
+        guest.write_all(console).await.unwrap();
+        guest.write_all(b"\r\nlogin: ").await.unwrap();
         d.current = "boot.login".into();
         let login = Regex::new("login: ").unwrap();
         d.expect(&[login], Instant::now() + Duration::from_secs(2))
             .await
-            .expect("not boot.login's business");
+            .expect("the signature is not boot.login's business");
+        d
+    }
+
+    #[tokio::test]
+    async fn scoped_signature_only_fails_its_conditions() {
+        let only = Scope::Only(vec!["storage.status".to_string()]);
+        let d = login_after(
+            &[("unit failed", "Failed to start pre-nixos", only)],
+            b"[FAILED] Failed to start pre-nixos.service",
+        )
+        .await;
         assert!(d.earlier_hit_for("boot.login").is_none());
         let hit = d
             .earlier_hit_for("storage.status")
@@ -424,32 +441,23 @@ mod tests {
 
     #[tokio::test]
     async fn a_stall_ends_no_wait_and_is_remembered() {
-        let (harness, mut guest) = tokio::io::duplex(4096);
-        let config = ConsoleConfig::default()
-            .signature("kernel panic", Regex::new("Kernel panic").unwrap())
-            .signature(
-                "CPU stall",
-                Regex::new(r"rcu: INFO: \w+ detected stalls").unwrap(),
-            );
-        let console = Console::from_stream(harness, config);
-        let scopes = vec![
-            ("kernel panic".to_string(), Scope::Every),
-            ("CPU stall".to_string(), Scope::Stall),
-        ];
-        let mut d = Dialogue::new(console, scopes, NoiseFilter::none(), Cancel::new());
-        use tokio::io::AsyncWriteExt;
-        guest
-            .write_all(b"[ 212.8] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:\r\nlogin: ")
-            .await
-            .unwrap();
-        d.current = "boot.login".into();
-        let login = Regex::new("login: ").unwrap();
-        d.expect(&[login], Instant::now() + Duration::from_secs(2))
-            .await
-            .expect("a stall fails no condition");
+        let d = login_after(
+            &[
+                ("kernel panic", "Kernel panic", Scope::Every),
+                ("CPU stall", r"rcu: INFO: \w+ detected stalls", Scope::Stall),
+            ],
+            b"[ 212.8] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+        )
+        .await;
         assert!(d.earlier_hit_for("boot.login").is_none());
         assert!(!d.is_global("CPU stall"));
-        let stall = d.stall_seen().expect("the stall is remembered");
+        let stall = d
+            .stall_since(Instant::now() - Duration::from_secs(5))
+            .expect("the stall is remembered");
         assert!(stall.line.contains("detected stalls"), "{}", stall.line);
+        assert!(
+            d.stall_since(Instant::now()).is_none(),
+            "only stalls since then"
+        );
     }
 }

@@ -91,7 +91,18 @@ impl Plan {
                     Builtin::BootLogin => Check::Login,
                     Builtin::BootAutologin => Check::Autologin,
                     Builtin::ShellReady => Check::ShellReady,
-                    _ => Check::NotInLogs,
+                    // Host, virt and iso are judged on the host: a log cannot show them.
+                    Builtin::HostQemu
+                    | Builtin::HostQemuDevices
+                    | Builtin::HostResources
+                    | Builtin::HostNix
+                    | Builtin::VirtKvm
+                    | Builtin::VirtTun
+                    | Builtin::VirtQemuStart
+                    | Builtin::IsoBuild
+                    | Builtin::IsoResolve
+                    | Builtin::IsoBootable
+                    | Builtin::IsoConsole => Check::NotInLogs,
                 },
                 Ok(CheckDef::Watch { pattern }) => match pattern.resolve(vars) {
                     Ok(re) => Check::Watch(re),
@@ -461,16 +472,12 @@ impl<'a> Judging<'a> {
                     .signatures
                     .iter()
                     .find(|s| s.name == h.name)
-                    .map(|s| match &s.scope {
-                        Scope::Every => (true, false),
-                        Scope::Only(ids) => (false, ids.contains(&c.id)),
-                        Scope::Stall => (false, false),
-                    })
+                    .map(|s| &s.scope)
             };
             let hit = self
                 .hits
                 .iter()
-                .filter(|h| scope(h).is_some_and(|(all, named)| all || named))
+                .filter(|h| scope(h).is_some_and(|s| s.concerns(&c.id)))
                 .min_by_key(|h| h.line);
             out.push(match hit {
                 Some(hit) => {
@@ -486,7 +493,7 @@ impl<'a> Judging<'a> {
                     outcome.suppress_hint = true;
                     outcome.log_line = Some(hit.line);
                     let excerpt = vec![(hit.line, hit.text.clone())];
-                    if scope(hit).is_some_and(|(_, named)| named) {
+                    if matches!(scope(hit), Some(Scope::Only(_))) {
                         Finding::Named(outcome, excerpt)
                     } else {
                         Finding::Fatal(outcome, excerpt)

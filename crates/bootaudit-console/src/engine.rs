@@ -181,7 +181,7 @@ struct State {
     /// Start of the first line not yet checked against the signatures.
     lines_checked: usize,
     hits: Vec<SignatureHit>,
-    /// Hits before this index were acknowledged with `clear_signature`.
+    /// Hits before this index were acknowledged (`acknowledge_signature`, `clear_signature`).
     acknowledged: usize,
     closed: Option<Closed>,
     bytes_received: u64,
@@ -541,6 +541,14 @@ impl Console {
     /// The first unacknowledged signature hit, if any.
     pub fn pending_signature(&self) -> Option<SignatureHit> {
         self.shared.lock().pending_hit().cloned()
+    }
+
+    /// Acknowledge the pending hit only — the one the last `expect` failed with: a later hit
+    /// (a panic in the same chunk as a line that concerned somebody else) still ends the
+    /// next wait.
+    pub fn acknowledge_signature(&mut self) {
+        let mut st = self.shared.lock();
+        st.acknowledged = (st.acknowledged + 1).min(st.hits.len());
     }
 
     /// Acknowledge all hits so far: `expect` works again (e.g. to collect diagnostics after a

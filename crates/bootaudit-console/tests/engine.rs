@@ -143,6 +143,41 @@ async fn signature_ends_a_waiting_expect_at_once() {
 }
 
 #[tokio::test]
+async fn acknowledging_one_hit_leaves_the_next_pending() {
+    let (mut con, mut guest) = pair(signatures());
+    // Two hits in one chunk: acknowledging the first must not swallow the second.
+    guest
+        .write_all(b"You are in emergency mode.\r\nKernel panic - not syncing: x\r\n")
+        .await
+        .unwrap();
+    let first = con
+        .expect(&[re("never")], deadline_in(Duration::from_secs(2)))
+        .await;
+    assert!(
+        matches!(&first, Err(ExpectError::Signature { pattern_name, .. }) if pattern_name == "emergency-mode"),
+        "{first:?}"
+    );
+    con.acknowledge_signature();
+    let second = con
+        .expect(&[re("never")], deadline_in(Duration::from_secs(2)))
+        .await;
+    assert!(
+        matches!(&second, Err(ExpectError::Signature { pattern_name, .. }) if pattern_name == "kernel-panic"),
+        "{second:?}"
+    );
+    con.acknowledge_signature();
+    con.acknowledge_signature(); // nothing pending: no effect
+    let quiet = con
+        .expect(&[re("never")], deadline_in(Duration::from_millis(200)))
+        .await;
+    assert!(
+        matches!(quiet, Err(ExpectError::Timeout { .. })),
+        "{quiet:?}"
+    );
+    assert_eq!(con.signature_hits().len(), 2);
+}
+
+#[tokio::test]
 async fn signature_needs_a_complete_line() {
     let (mut con, mut guest) = pair(signatures());
     guest

@@ -224,16 +224,27 @@ async fn judge(engine: &mut Engine, s: &mut Session, def: &ConditionDef) -> Outc
         return fatal_line(s, &hit.pattern_name, &hit.line, true).await;
     }
     let timeout = engine.boot_timeout(def);
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
     let outcome = match def.check() {
         Ok(CheckDef::Builtin(builtin)) => match builtin {
             Builtin::BootConsole => boot_console(s, deadline, timeout).await,
             Builtin::BootLogin => boot_login(engine, s, deadline, timeout).await,
             Builtin::BootAutologin => boot_autologin(engine, s, deadline).await,
             Builtin::ShellReady => shell_ready(engine, s, deadline, timeout).await,
-            other => Err(Outcome::error(format!(
+            Builtin::HostQemu
+            | Builtin::HostQemuDevices
+            | Builtin::HostResources
+            | Builtin::HostNix
+            | Builtin::VirtKvm
+            | Builtin::VirtTun
+            | Builtin::VirtQemuStart
+            | Builtin::IsoBuild
+            | Builtin::IsoResolve
+            | Builtin::IsoBootable
+            | Builtin::IsoConsole => Err(Outcome::error(format!(
                 "`{}` is not a builtin check of the boot phase",
-                other.id()
+                builtin.id()
             ))),
         },
         Ok(CheckDef::Probe(p)) => match ProbeJudge::resolve(def, &p, &engine.config.profile.vars) {
@@ -247,8 +258,10 @@ async fn judge(engine: &mut Engine, s: &mut Session, def: &ConditionDef) -> Outc
         Err(e) => Err(Outcome::error(e)),
     };
     let (Ok(outcome) | Err(outcome)) = outcome;
-    if outcome.status == Status::Fail && Instant::now() >= deadline {
-        if let Some(stall) = s.dialogue.stall_seen() {
+    // Only a stall during this condition's wait speaks for it: one early in the boot says
+    // nothing of a hang minutes later.
+    if outcome.timed_out {
+        if let Some(stall) = s.dialogue.stall_since(started) {
             return starved(outcome, &stall.pattern_name, &stall.line);
         }
     }
@@ -266,7 +279,6 @@ fn starved(timed_out: Outcome, stall: &str, line: &str) -> Outcome {
         timed_out.message
     ));
     o.evidence = line.to_string();
-    o.suppress_hint = true;
     o
 }
 
@@ -278,7 +290,7 @@ async fn wait_failure(
     timeout: Duration,
 ) -> Outcome {
     match err {
-        WaitError::Timeout { tail, .. } => Outcome::fail(
+        WaitError::Timeout { tail, .. } => Outcome::timed_out(
             format!(
                 "{waiting_for}: nothing within {}s; the console last showed: {}",
                 timeout.as_secs(),
@@ -363,7 +375,7 @@ async fn boot_console(
                 first,
             ))
         }
-        Err(WaitError::Timeout { .. }) => Err(Outcome::fail(
+        Err(WaitError::Timeout { .. }) => Err(Outcome::timed_out(
             format!(
                 "the guest wrote nothing to the serial console in {}s",
                 timeout.as_secs()
@@ -432,7 +444,7 @@ async fn boot_login(
             }
             Err(e) => {
                 let mut o = wait_failure(s, e, "waiting for a login prompt", timeout).await;
-                if o.status == Status::Fail && !o.message.contains("nothing within") {
+                if !o.timed_out {
                     return Err(o);
                 }
                 let shown = s
@@ -504,7 +516,7 @@ async fn boot_autologin(
                     ));
                 }
                 Err(WaitError::Timeout { tail, .. }) => {
-                    return Err(Outcome::fail(
+                    return Err(Outcome::timed_out(
                         format!(
                         "no automatic login after the login prompt; the console last showed: {}",
                         quote(&last_lines(&tail, 3))
@@ -648,9 +660,10 @@ async fn probe(
             ProbeVerdict::Pass { evidence } => {
                 if def.id == "shell.root" {
                     s.root = true;
-                    // A quiet kernel console keeps printk lines out of command output.
+                    // Kernel messages down to errors only: keeps chatter out of command
+                    // output, and lets the panic and CPU-stall reports through.
                     let quiet_deadline = Instant::now() + Duration::from_secs(10);
-                    let _ = s.dialogue.run("dmesg -n 1", true, quiet_deadline).await;
+                    let _ = s.dialogue.run("dmesg -n 4", true, quiet_deadline).await;
                 }
                 let after = if runs > 1 {
                     format!(" (after {runs} checks)")
@@ -681,7 +694,7 @@ async fn probe(
                     } else {
                         String::new()
                     };
-                    return Err(Outcome::fail(
+                    return Err(Outcome::timed_out(
                         format!("not met{waited}: `{}` gave {observed}", judge.command),
                         text,
                     ));
@@ -725,7 +738,7 @@ async fn watch(
                 evidence,
             ))
         }
-        Err(WaitError::Timeout { .. }) => Err(Outcome::fail(
+        Err(WaitError::Timeout { .. }) => Err(Outcome::timed_out(
             format!(
                 "the console never showed /{}/ within {}s of boot output",
                 re.as_str(),
