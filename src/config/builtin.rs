@@ -49,7 +49,38 @@ builtins! {
     ShellReady = "shell.ready" in Boot,
 }
 
+/// The boot-phase builtins: dialogues on the serial console, held live in the QEMU session and
+/// read from the log in replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleDialogue {
+    Console,
+    Login,
+    Autologin,
+    ShellReady,
+}
+
 impl Builtin {
+    /// The console dialogue this builtin is; `None` for host, virt and iso checks.
+    pub fn dialogue(self) -> Option<ConsoleDialogue> {
+        match self {
+            Builtin::BootConsole => Some(ConsoleDialogue::Console),
+            Builtin::BootLogin => Some(ConsoleDialogue::Login),
+            Builtin::BootAutologin => Some(ConsoleDialogue::Autologin),
+            Builtin::ShellReady => Some(ConsoleDialogue::ShellReady),
+            Builtin::HostQemu
+            | Builtin::HostQemuDevices
+            | Builtin::HostResources
+            | Builtin::HostNix
+            | Builtin::VirtKvm
+            | Builtin::VirtTun
+            | Builtin::VirtQemuStart
+            | Builtin::IsoBuild
+            | Builtin::IsoResolve
+            | Builtin::IsoBootable
+            | Builtin::IsoConsole => None,
+        }
+    }
+
     pub fn from_id(id: &str) -> Option<Builtin> {
         Self::ALL.iter().copied().find(|b| b.id() == id)
     }
@@ -81,6 +112,7 @@ mod tests {
             assert_eq!(Builtin::resolve(b.id(), b.phase()), Ok(*b));
             let other = Phase::ALL.into_iter().find(|p| *p != b.phase()).unwrap();
             assert!(Builtin::resolve(b.id(), other).is_err());
+            assert_eq!(b.dialogue().is_some(), b.phase() == Phase::Boot, "{b:?}");
         }
         let err = Builtin::resolve("host.frobnicator", Phase::Host).unwrap_err();
         assert!(err.contains("host.qemu") && err.contains("probe"), "{err}");

@@ -8,7 +8,7 @@ pub mod pattern;
 pub mod profile;
 pub mod units;
 
-pub use builtin::Builtin;
+pub use builtin::{Builtin, ConsoleDialogue};
 pub use catalog::{Catalog, CheckDef, CheckKind, ConditionDef, ProbeDef, RunAs};
 pub use profile::Profile;
 

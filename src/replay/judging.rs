@@ -7,7 +7,7 @@ use super::foreign::{answered, Escalations, Exchange, Observation, Segmenter, Su
 use super::forms::Form;
 use super::own::{FramedRun, Frames};
 use crate::config::catalog::ReaderEvidence;
-use crate::config::{Builtin, CheckDef, ConditionDef, Config, RunAs};
+use crate::config::{CheckDef, ConditionDef, Config, ConsoleDialogue, RunAs};
 use crate::dialogue::{shell_quote, Scope};
 use crate::judge::{autologin_pattern, login_prompt_pattern, ProbeJudge, ProbeVerdict};
 use crate::model::Outcome;
@@ -86,23 +86,13 @@ impl Plan {
         let mut conditions = Vec::new();
         for def in defs {
             let check = match def.check() {
-                Ok(CheckDef::Builtin(builtin)) => match builtin {
-                    Builtin::BootConsole => Check::Console,
-                    Builtin::BootLogin => Check::Login,
-                    Builtin::BootAutologin => Check::Autologin,
-                    Builtin::ShellReady => Check::ShellReady,
+                Ok(CheckDef::Builtin(builtin)) => match builtin.dialogue() {
+                    Some(ConsoleDialogue::Console) => Check::Console,
+                    Some(ConsoleDialogue::Login) => Check::Login,
+                    Some(ConsoleDialogue::Autologin) => Check::Autologin,
+                    Some(ConsoleDialogue::ShellReady) => Check::ShellReady,
                     // Host, virt and iso are judged on the host: a log cannot show them.
-                    Builtin::HostQemu
-                    | Builtin::HostQemuDevices
-                    | Builtin::HostResources
-                    | Builtin::HostNix
-                    | Builtin::VirtKvm
-                    | Builtin::VirtTun
-                    | Builtin::VirtQemuStart
-                    | Builtin::IsoBuild
-                    | Builtin::IsoResolve
-                    | Builtin::IsoBootable
-                    | Builtin::IsoConsole => Check::NotInLogs,
+                    None => Check::NotInLogs,
                 },
                 Ok(CheckDef::Watch { pattern }) => match pattern.resolve(vars) {
                     Ok(re) => Check::Watch(re),

@@ -4,7 +4,7 @@
 //! while the state is fresh. QEMU is killed on every way out of here.
 
 use super::virt::{accel_for, wait_exit};
-use crate::config::{Builtin, CheckDef, ConditionDef, RunAs};
+use crate::config::{CheckDef, ConditionDef, ConsoleDialogue, RunAs};
 use crate::dialogue::{console_rules, last_lines, Dialogue, WaitError};
 use crate::engine::events::{Event, Fanout};
 use crate::engine::Engine;
@@ -227,22 +227,12 @@ async fn judge(engine: &mut Engine, s: &mut Session, def: &ConditionDef) -> Outc
     let started = Instant::now();
     let deadline = started + timeout;
     let outcome = match def.check() {
-        Ok(CheckDef::Builtin(builtin)) => match builtin {
-            Builtin::BootConsole => boot_console(s, deadline, timeout).await,
-            Builtin::BootLogin => boot_login(engine, s, deadline, timeout).await,
-            Builtin::BootAutologin => boot_autologin(engine, s, deadline).await,
-            Builtin::ShellReady => shell_ready(engine, s, deadline, timeout).await,
-            Builtin::HostQemu
-            | Builtin::HostQemuDevices
-            | Builtin::HostResources
-            | Builtin::HostNix
-            | Builtin::VirtKvm
-            | Builtin::VirtTun
-            | Builtin::VirtQemuStart
-            | Builtin::IsoBuild
-            | Builtin::IsoResolve
-            | Builtin::IsoBootable
-            | Builtin::IsoConsole => Err(Outcome::error(format!(
+        Ok(CheckDef::Builtin(builtin)) => match builtin.dialogue() {
+            Some(ConsoleDialogue::Console) => boot_console(s, deadline, timeout).await,
+            Some(ConsoleDialogue::Login) => boot_login(engine, s, deadline, timeout).await,
+            Some(ConsoleDialogue::Autologin) => boot_autologin(engine, s, deadline).await,
+            Some(ConsoleDialogue::ShellReady) => shell_ready(engine, s, deadline, timeout).await,
+            None => Err(Outcome::error(format!(
                 "`{}` is not a builtin check of the boot phase",
                 builtin.id()
             ))),
