@@ -245,7 +245,29 @@ pub struct Report {
     /// `bootaudit replay`: the log that was judged (path as given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replayed_log: Option<String>,
+    /// What booted, and how (a live run that reached the boot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<BootInfo>,
     pub conditions: Vec<ConditionReport>,
+}
+
+/// Which boot entry a run booted, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootInfo {
+    /// `bios` or `uefi`.
+    pub firmware: String,
+    /// The entry's label as its menu shows it (none when the image has no readable config).
+    pub entry: Option<String>,
+    /// The config file and line it comes from (`isolinux/isolinux.cfg:8`).
+    pub config: Option<String>,
+    /// `menu-default` (the loader booted its default), `menu` (the harness chose it in the
+    /// loader's menu) or `direct` (QEMU booted the entry's kernel and initrd itself).
+    pub how: String,
+    /// False in direct mode: the image's boot loader did not run.
+    pub bootloader_exercised: bool,
+    /// The kernel command line in direct mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmdline: Option<String>,
 }
 
 impl Report {

@@ -1,11 +1,12 @@
-//! The checks implemented in code: the one list of them. A catalog condition declared
-//! `check: builtin` must be one of these, in its phase; the phases dispatch on the variant, so
-//! the compiler sees every builtin handled.
+//! The checks implemented in code: the one list of them. A catalog condition declares
+//! `check: builtin` and `builtin: KIND` with one of these kinds, in the kind's phase; the
+//! condition's id is the catalog's to choose. The phases dispatch on the variant, so the
+//! compiler sees every builtin handled.
 
 use crate::model::Phase;
 
 macro_rules! builtins {
-    ($($variant:ident = $id:literal in $phase:ident),* $(,)?) => {
+    ($($variant:ident = $kind:literal in $phase:ident),* $(,)?) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum Builtin {
             $($variant),*
@@ -14,10 +15,10 @@ macro_rules! builtins {
         impl Builtin {
             pub const ALL: &[Builtin] = &[$(Builtin::$variant),*];
 
-            /// The condition id it judges.
-            pub fn id(self) -> &'static str {
+            /// The kind's name in a catalog (`builtin: login-prompt`).
+            pub fn kind(self) -> &'static str {
                 match self {
-                    $(Builtin::$variant => $id),*
+                    $(Builtin::$variant => $kind),*
                 }
             }
 
@@ -32,21 +33,21 @@ macro_rules! builtins {
 }
 
 builtins! {
-    HostQemu = "host.qemu" in Host,
-    HostQemuDevices = "host.qemu-devices" in Host,
-    HostResources = "host.resources" in Host,
-    HostNix = "host.nix" in Host,
-    VirtKvm = "virt.kvm" in Virt,
-    VirtTun = "virt.tun" in Virt,
-    VirtQemuStart = "virt.qemu-start" in Virt,
-    IsoBuild = "iso.build" in Iso,
-    IsoResolve = "iso.resolve" in Iso,
-    IsoBootable = "iso.bootable" in Iso,
-    IsoConsole = "iso.console" in Iso,
-    BootConsole = "boot.console" in Boot,
-    BootLogin = "boot.login" in Boot,
-    BootAutologin = "boot.autologin" in Boot,
-    ShellReady = "shell.ready" in Boot,
+    HostQemu = "qemu" in Host,
+    HostQemuDevices = "qemu-devices" in Host,
+    HostResources = "resources" in Host,
+    HostNix = "nix" in Host,
+    VirtKvm = "kvm" in Virt,
+    VirtTun = "tun" in Virt,
+    VirtQemuStart = "qemu-start" in Virt,
+    IsoBuild = "iso-build" in Iso,
+    IsoResolve = "iso-resolve" in Iso,
+    IsoBootable = "iso-bootable" in Iso,
+    IsoConsole = "iso-console" in Iso,
+    BootConsole = "console-output" in Boot,
+    BootLogin = "login-prompt" in Boot,
+    BootAutologin = "login" in Boot,
+    ShellReady = "shell" in Boot,
 }
 
 /// The boot-phase builtins: dialogues on the serial console, held live in the QEMU session and
@@ -81,21 +82,21 @@ impl Builtin {
         }
     }
 
-    pub fn from_id(id: &str) -> Option<Builtin> {
-        Self::ALL.iter().copied().find(|b| b.id() == id)
+    pub fn from_kind(kind: &str) -> Option<Builtin> {
+        Self::ALL.iter().copied().find(|b| b.kind() == kind)
     }
 
-    /// The builtin a condition of `phase` named `id` declares, or what is wrong with it.
-    pub fn resolve(id: &str, phase: Phase) -> Result<Builtin, String> {
-        match Self::from_id(id) {
+    /// The builtin of kind `kind` for a condition of `phase`, or what is wrong with it.
+    pub fn resolve(kind: &str, phase: Phase) -> Result<Builtin, String> {
+        match Self::from_kind(kind) {
             Some(b) if b.phase() == phase => Ok(b),
             Some(b) => Err(format!(
-                "the builtin check `{id}` runs in the {} phase, not {phase}",
+                "the builtin check `{kind}` runs in the {} phase, not {phase}",
                 b.phase()
             )),
             None => Err(format!(
-                "bootaudit has no builtin check `{id}` (builtins: {}); write a `probe` or `watch` check instead",
-                Self::ALL.iter().map(|b| b.id()).collect::<Vec<_>>().join(", ")
+                "bootaudit has no builtin check `{kind}` (builtins of the {phase} phase: {}); write a `probe` or `watch` check instead",
+                Self::ALL.iter().filter(|b| b.phase() == phase).map(|b| b.kind()).collect::<Vec<_>>().join(", ")
             )),
         }
     }
@@ -108,13 +109,20 @@ mod tests {
     #[test]
     fn ids_are_unique_and_resolve_in_their_phase_only() {
         for b in Builtin::ALL {
-            assert_eq!(Builtin::from_id(b.id()), Some(*b));
-            assert_eq!(Builtin::resolve(b.id(), b.phase()), Ok(*b));
+            assert_eq!(Builtin::from_kind(b.kind()), Some(*b));
+            assert_eq!(Builtin::resolve(b.kind(), b.phase()), Ok(*b));
             let other = Phase::ALL.into_iter().find(|p| *p != b.phase()).unwrap();
-            assert!(Builtin::resolve(b.id(), other).is_err());
+            assert!(Builtin::resolve(b.kind(), other).is_err());
             assert_eq!(b.dialogue().is_some(), b.phase() == Phase::Boot, "{b:?}");
         }
-        let err = Builtin::resolve("host.frobnicator", Phase::Host).unwrap_err();
-        assert!(err.contains("host.qemu") && err.contains("probe"), "{err}");
+        let err = Builtin::resolve("frobnicator", Phase::Host).unwrap_err();
+        assert!(
+            err.contains("qemu-devices") && err.contains("probe"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("login-prompt"),
+            "only the phase's kinds: {err}"
+        );
     }
 }

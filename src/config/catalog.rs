@@ -21,7 +21,7 @@ pub struct Catalog {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckKind {
-    /// Implemented in code, looked up by condition id.
+    /// Implemented in code: `builtin:` names the kind.
     Builtin,
     /// Run a command in the guest shell and judge its output.
     Probe,
@@ -39,6 +39,12 @@ pub struct ConditionDef {
     #[serde(default)]
     pub requires: Vec<String>,
     pub check: CheckKind,
+    /// For `check: builtin`: which check implemented in code (src/config/builtin.rs).
+    pub builtin: Option<String>,
+    /// A probe that, when it passes, proves the harness reached root (`id -u` = 0 through the
+    /// profile's escalation): later root commands and diagnostics run as root.
+    #[serde(default)]
+    pub grants_root: bool,
     /// Default wait for boot conditions, before TCG and --timeout-scale scaling.
     pub timeout: Option<Span>,
     /// What to do when it fails: appended to the failure message.
@@ -254,6 +260,7 @@ pub enum CheckDef<'a> {
 pub struct ProbeDef<'a> {
     pub run: &'a str,
     pub run_as: RunAs,
+    pub grants_root: bool,
     pub pass: &'a [PatternSrc],
     pub fail_fast: &'a [PatternSrc],
     pub exit_code: Option<i32>,
@@ -277,12 +284,26 @@ impl ConditionDef {
             || self.poll.is_some()
             || self.evidence.is_some()
             || self.run_as != RunAs::User
+            || self.grants_root
             || !self.replay.is_empty();
         match self.check {
             CheckKind::Builtin if probe_fields || self.pattern.is_some() => {
                 Err("a builtin check takes no run/pass/fail_fast/exit_code/poll/evidence/replay/pattern fields".into())
             }
-            CheckKind::Builtin => Builtin::resolve(&self.id, self.phase).map(CheckDef::Builtin),
+            CheckKind::Builtin => match &self.builtin {
+                Some(kind) => Builtin::resolve(kind, self.phase).map(CheckDef::Builtin),
+                None => Err(format!(
+                    "a builtin check needs `builtin: KIND` (kinds of the {} phase: {})",
+                    self.phase,
+                    Builtin::ALL
+                        .iter()
+                        .filter(|b| b.phase() == self.phase)
+                        .map(|b| b.kind())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            },
+            _ if self.builtin.is_some() => Err("`builtin:` belongs to `check: builtin`".into()),
             CheckKind::Watch => match (&self.pattern, probe_fields) {
                 (Some(pattern), false) => Ok(CheckDef::Watch { pattern }),
                 (None, _) => Err("a watch check needs `pattern`".into()),
@@ -299,9 +320,13 @@ impl ConditionDef {
                 for form in &self.replay {
                     form.check()?;
                 }
+                if self.grants_root && self.run_as != RunAs::Root {
+                    return Err("`grants_root` proves root through the escalation: give it `run_as: root`".into());
+                }
                 Ok(CheckDef::Probe(ProbeDef {
                     run,
                     run_as: self.run_as,
+                    grants_root: self.grants_root,
                     pass: &self.pass,
                     fail_fast: &self.fail_fast,
                     exit_code: self.exit_code,

@@ -4,12 +4,14 @@
 
 pub mod builtin;
 pub mod catalog;
+pub mod contract;
 pub mod pattern;
 pub mod profile;
 pub mod units;
 
 pub use builtin::{Builtin, ConsoleDialogue};
 pub use catalog::{Catalog, CheckDef, CheckKind, ConditionDef, ProbeDef, RunAs};
+pub use contract::Contract;
 pub use profile::Profile;
 
 use std::collections::{BTreeSet, HashMap};
@@ -17,10 +19,18 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// Profiles and catalogs shipped inside the binary.
-const EMBEDDED_PROFILES: &[(&str, &str)] =
-    &[("pre-nixos", include_str!("../../profiles/pre-nixos.yaml"))];
-const EMBEDDED_CATALOGS: &[(&str, &str)] =
-    &[("pre-nixos", include_str!("../../checks/pre-nixos.yaml"))];
+const EMBEDDED_PROFILES: &[(&str, &str)] = &[
+    ("pre-nixos", include_str!("../../profiles/pre-nixos.yaml")),
+    ("generic", include_str!("../../profiles/generic.yaml")),
+    (
+        "nixos-installer",
+        include_str!("../../profiles/nixos-installer.yaml"),
+    ),
+];
+const EMBEDDED_CATALOGS: &[(&str, &str)] = &[
+    ("pre-nixos", include_str!("../../checks/pre-nixos.yaml")),
+    ("generic", include_str!("../../checks/generic.yaml")),
+];
 
 /// A configuration error, always with the file it is about and, where known, the position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +160,8 @@ fn parse_yaml<T: serde::de::DeserializeOwned>(src: &Source) -> Result<T, ConfigE
 pub struct Config {
     pub profile: Profile,
     pub profile_source: Source,
+    /// The profile's console contract, resolved against its vars.
+    pub contract: Contract,
     /// Every condition of the profile's catalogs, in run order (by phase, then catalog order).
     pub conditions: Vec<ConditionDef>,
 }
@@ -182,8 +194,37 @@ pub fn embedded_profile_names() -> Vec<&'static str> {
 
 /// Load a profile by embedded name or path, with its catalogs, and validate the whole.
 pub fn load(profile_arg: &str) -> Result<Config, ConfigError> {
+    load_with_vars(profile_arg, &[])
+}
+
+/// [`load`], with `--var NAME=VALUE` overrides of the profile's vars.
+pub fn load_with_vars(
+    profile_arg: &str,
+    overrides: &[(String, String)],
+) -> Result<Config, ConfigError> {
     let source = read_source(profile_arg, EMBEDDED_PROFILES, "profile")?;
-    let profile: Profile = parse_yaml(&source)?;
+    let mut profile: Profile = parse_yaml(&source)?;
+    for (name, value) in overrides {
+        if !profile.vars.contains_key(name) {
+            let known: Vec<&str> = profile.vars.keys().map(String::as_str).collect();
+            return Err(ConfigError {
+                file: source.name.clone(),
+                line: None,
+                column: None,
+                message: format!(
+                    "--var {name}=…: the profile has no variable `{name}` (its vars: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            });
+        }
+        profile.vars.insert(name.clone(), value.clone());
+    }
+    let contract = contract::resolve(&profile.console, &profile.boot, &profile.vars)
+        .map_err(|e| source.error_at(&e.value, e.message))?;
     let mut conditions = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
     for reference in &profile.checks {
@@ -216,6 +257,7 @@ pub fn load(profile_arg: &str) -> Result<Config, ConfigError> {
     let config = Config {
         profile,
         profile_source: source,
+        contract,
         conditions,
     };
     validate_profile(&config)?;

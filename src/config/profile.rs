@@ -1,6 +1,7 @@
 //! The profile: the image contract (machine, users, vars, timeouts, failure signatures) and
 //! which catalog conditions it selects.
 
+use super::contract::{BootSrc, ConsoleSrc};
 use super::pattern::PatternSrc;
 use super::units::{Size, Span};
 use serde::Deserialize;
@@ -25,6 +26,12 @@ pub struct Profile {
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
     pub machine: Machine,
+    /// The console contract: port, login, escalation, prompts (docs/profiles.md).
+    #[serde(default)]
+    pub console: ConsoleSrc,
+    /// What boots: the entry, and whether through the boot menu or directly.
+    #[serde(default)]
+    pub boot: BootSrc,
     #[serde(default)]
     pub resources: Resources,
     #[serde(default)]
@@ -53,6 +60,13 @@ pub struct Machine {
     pub qemu: String,
     #[serde(default = "default_machine_type")]
     pub machine_type: String,
+    /// `bios` (SeaBIOS, QEMU's default) or `uefi` (OVMF).
+    #[serde(default)]
+    pub firmware: Firmware,
+    /// OVMF's code image; default: the first of Debian's `ovmf` files found.
+    pub uefi_code: Option<std::path::PathBuf>,
+    /// OVMF's variable store template, copied for every run.
+    pub uefi_vars: Option<std::path::PathBuf>,
     pub memory: Size,
     pub cpus: u32,
     #[serde(default)]
@@ -63,6 +77,23 @@ pub struct Machine {
     /// Extra arguments appended verbatim.
     #[serde(default)]
     pub extra_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Firmware {
+    #[default]
+    Bios,
+    Uefi,
+}
+
+impl Firmware {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
+        }
+    }
 }
 
 fn default_qemu() -> String {

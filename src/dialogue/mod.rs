@@ -1,6 +1,7 @@
 //! Expect-style dialogues on the serial console, as a careful person at the console would hold
-//! them: wait for the login, take over the shell, run framed commands (as the user or through
-//! `sudo -n`), with a host-side deadline on every wait.
+//! them: wait for the login, take over the shell, run framed commands (as the user or as root
+//! through the profile's escalation, answering `su`'s password prompt), with a host-side
+//! deadline on every wait.
 //!
 //! Failure signatures are scoped: a line like "Failed to start pre-nixos.service" concerns
 //! storage.status, not shell.ready. A hit that concerns the current condition ends its wait at
@@ -9,10 +10,14 @@
 //! saying it was starved of CPU) concern no condition: they are only remembered, for the
 //! judge of a wait that then runs out of time.
 
+pub mod menu;
+
+use crate::config::contract::Escalation;
 use crate::config::Profile;
 use crate::signal::Cancel;
 use bootaudit_console::{
-    frame, Console, ConsoleConfig, ExpectError, FramedOutput, Match, NoiseFilter, SignatureHit,
+    frame, frame_on_terminal, Console, ConsoleConfig, ExpectError, FramedOutput, Match,
+    NoiseFilter, SignatureHit,
 };
 use regex::Regex;
 use std::time::Duration;
@@ -34,9 +39,11 @@ pub enum WaitError {
         name: String,
         line: String,
     },
-    /// sudo (or login) asked for a password.
+    /// sudo (or login) asked for a password it was not given, or asked again after one.
     Password {
         line: String,
+        /// The harness had typed a password, and it was asked again: refused.
+        refused: bool,
     },
     Cancelled,
 }
@@ -91,6 +98,23 @@ impl Scope {
     }
 }
 
+/// How root commands run: the profile's escalation, and the password it answers with.
+#[derive(Debug, Clone)]
+pub struct RootAccess {
+    pub escalation: Escalation,
+    /// The revealed password for an escalation that asks (`su`).
+    pub password: Option<String>,
+}
+
+impl RootAccess {
+    pub fn sudo() -> Self {
+        RootAccess {
+            escalation: Escalation::Sudo,
+            password: None,
+        }
+    }
+}
+
 pub struct Dialogue {
     pub console: Console,
     /// Signature name → what its hits mean.
@@ -98,6 +122,7 @@ pub struct Dialogue {
     noise: NoiseFilter,
     cancel: Cancel,
     password_prompt: Regex,
+    root: RootAccess,
     /// The condition now being judged: decides which signature hits concern us.
     pub current: String,
 }
@@ -114,10 +139,23 @@ impl Dialogue {
             scopes,
             noise,
             cancel,
-            password_prompt: Regex::new(r"(?m)(\[sudo\] password for [^:\n]*:|^[Pp]assword: ?$)")
+            password_prompt: Regex::new(crate::config::contract::DEFAULT_PASSWORD_PROMPT)
                 .expect("static regex"),
+            root: RootAccess::sudo(),
             current: String::new(),
         }
+    }
+
+    /// Use the profile's password prompt and escalation.
+    pub fn with_root(mut self, password_prompt: Regex, root: RootAccess) -> Self {
+        self.password_prompt = password_prompt;
+        self.root = root;
+        self
+    }
+
+    /// The command line a root command is sent as (what a replay looks for).
+    pub fn root_command(&self, command: &str) -> String {
+        self.root.escalation.wrap(command)
     }
 
     fn scope(&self, signature: &str) -> &Scope {
@@ -233,43 +271,71 @@ impl Dialogue {
     }
 
     /// Run one shell command, framed so that its echo never matches and its exit code comes
-    /// back in the same round trip. `as_root` goes through `sudo -n`, which never prompts; a
-    /// password prompt all the same (a wrapper, a PAM module) ends the wait at once.
+    /// back in the same round trip. `as_root` goes through the profile's escalation: `sudo -n`
+    /// and `doas -n` never prompt, `su` is answered once with root's password. Any other
+    /// password prompt (a wrapper, a PAM module), or a second one, ends the wait at once.
     pub async fn run(
         &mut self,
         command: &str,
         as_root: bool,
         deadline: Instant,
     ) -> Result<CommandRun, WaitError> {
-        let full = if as_root {
-            format!("sudo -n sh -c {}", shell_quote(command))
+        let (full, answer) = if as_root {
+            (
+                self.root.escalation.wrap(command),
+                self.root.password.clone(),
+            )
         } else {
-            command.to_string()
+            (command.to_string(), None)
         };
-        let framed = frame(&full).map_err(|e| WaitError::Closed {
+        let framed = if as_root && self.root.escalation.needs_terminal() {
+            frame_on_terminal(&full)
+        } else {
+            frame(&full)
+        }
+        .map_err(|e| WaitError::Closed {
             tail: format!("cannot frame command: {e}"),
         })?;
         let started = Instant::now();
         self.console.skip_to_end();
         let from = self.console.cursor();
         self.send_line(&framed.line).await?;
-        let m = self
-            .expect(
-                &[framed.end_re.clone(), self.password_prompt.clone()],
-                deadline,
-            )
-            .await;
+        let mut answered = false;
+        let m = loop {
+            let m = self
+                .expect(
+                    &[framed.end_re.clone(), self.password_prompt.clone()],
+                    deadline,
+                )
+                .await;
+            match (&m, &answer) {
+                (Ok(p), Some(password)) if p.pattern == 1 && !answered => {
+                    answered = true;
+                    self.console.send_secret_line(password).await.map_err(|e| {
+                        WaitError::Closed {
+                            tail: e.to_string(),
+                        }
+                    })?;
+                }
+                _ => break m,
+            }
+        };
         match m {
             Ok(m) if m.pattern == 0 => {
                 let text = self
                     .console
                     .with_transcript(|t| t.text()[from..].to_string());
-                let output =
+                let mut output =
                     framed
                         .extract(&text, &self.noise)
                         .ok_or_else(|| WaitError::Closed {
                             tail: "the end marker came without the begin marker".into(),
                         })?;
+                if answered {
+                    // su's own prompt is not the command's output.
+                    let prompt = &self.password_prompt;
+                    output.lines.retain(|l| !prompt.is_match(l.trim_end()));
+                }
                 Ok(CommandRun {
                     output,
                     took: started.elapsed(),
@@ -280,6 +346,7 @@ impl Dialogue {
                 let _ = self.send(b"\x03").await;
                 Err(WaitError::Password {
                     line: m.matched.trim().to_string(),
+                    refused: answered,
                 })
             }
             Err(WaitError::Timeout { waited, tail }) => {

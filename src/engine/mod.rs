@@ -8,7 +8,7 @@ pub mod phases;
 
 use crate::cli::Accel;
 use crate::config::{ConditionDef, Config};
-use crate::model::{ConditionReport, IsoInfo, Outcome, Phase, Report, Status, Verdict};
+use crate::model::{BootInfo, ConditionReport, IsoInfo, Outcome, Phase, Report, Status, Verdict};
 use crate::signal::Cancel;
 use events::{Event, Fanout, Millis};
 use std::collections::BTreeSet;
@@ -75,6 +75,9 @@ pub struct Facts {
     pub accel: Option<AccelChoice>,
     pub iso_path: Option<PathBuf>,
     pub iso_info: Option<IsoInfo>,
+    /// The boot entry the profile chose (iso.console found it).
+    pub boot_entry: Option<phases::iso::ChosenEntry>,
+    pub boot: Option<BootInfo>,
 }
 
 pub struct Engine {
@@ -302,6 +305,14 @@ impl Engine {
         self.results.iter().find(|r| r.id == id)
     }
 
+    /// The result of the condition that runs this builtin, if one did.
+    pub fn result_of(&self, builtin: crate::config::Builtin) -> Option<&ConditionReport> {
+        let def = self.config.conditions.iter().find(
+            |d| matches!(d.check(), Ok(crate::config::CheckDef::Builtin(b)) if b == builtin),
+        )?;
+        self.result(&def.id)
+    }
+
     /// Scale a boot timeout for the accelerator and --timeout-scale.
     pub fn boot_timeout(&self, def: &ConditionDef) -> Duration {
         let t = &self.config.profile.timeouts;
@@ -331,6 +342,7 @@ impl Engine {
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             duration_ms: self.now_ms(),
             replayed_log: self.replayed_log.clone(),
+            boot: self.facts.boot.clone(),
             conditions: std::mem::take(&mut self.results),
         };
         self.emit(Event::RunFinished(&report));

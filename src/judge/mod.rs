@@ -2,6 +2,8 @@
 //! now, or not yet — with the evidence. No I/O here, so every judge is tested on recorded text
 //! and replay reaches the same verdicts as a live run.
 
+pub mod console;
+
 use crate::config::pattern::PatternSrc;
 use crate::config::{ConditionDef, ProbeDef, RunAs};
 use regex::Regex;
@@ -13,6 +15,8 @@ use std::time::Duration;
 pub struct ProbeJudge {
     pub command: String,
     pub run_as: RunAs,
+    /// Its pass proves root.
+    pub grants_root: bool,
     pub pass: Vec<Regex>,
     pub fail_fast: Vec<Regex>,
     pub exit_code: Option<i32>,
@@ -51,6 +55,7 @@ impl ProbeJudge {
             command: crate::config::pattern::fill(probe.run, vars, |s| s.to_string())
                 .map_err(|e| format!("{}: {e}", def.id))?,
             run_as: probe.run_as,
+            grants_root: probe.grants_root,
             pass: compile(probe.pass)?,
             fail_fast: compile(probe.fail_fast)?,
             exit_code: probe.exit_code,
@@ -151,24 +156,6 @@ pub fn summarise(output: &str) -> String {
             n - 4
         ),
     }
-}
-
-/// What agetty prints for an automatic login (`host login: nixos (automatic login)`); group 1
-/// is the user. The one definition for live dialogues and replay.
-pub fn autologin_pattern() -> &'static Regex {
-    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"(\S+) \(automatic login\)").expect("static regex"))
-}
-
-/// A login prompt (`host login: `).
-pub fn login_prompt_pattern() -> &'static Regex {
-    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"(?m)\S*\s?login: ?").expect("static regex"))
-}
-
-/// The automatically logged-in user, if the text shows an automatic login.
-pub fn autologin_user(text: &str) -> Option<String> {
-    autologin_pattern().captures(text).map(|c| c[1].to_string())
 }
 
 #[cfg(test)]
@@ -318,14 +305,5 @@ mod tests {
                 matched: "missing: disko".into()
             }
         );
-    }
-
-    #[test]
-    fn autologin_user_is_read() {
-        assert_eq!(
-            autologin_user("pre-nixos login: nixos (automatic login)\n").as_deref(),
-            Some("nixos")
-        );
-        assert_eq!(autologin_user("pre-nixos login: ").as_deref(), None);
     }
 }

@@ -1,8 +1,18 @@
 //! The QEMU command line, built from the profile's machine. Pure: unit-tested without a VM.
 
+use super::firmware::UefiFiles;
+use crate::config::contract::ConsolePort;
 use crate::config::profile::{Machine, Network};
 use crate::engine::AccelChoice;
 use std::path::{Path, PathBuf};
+
+/// A boot of a kernel and initrd QEMU loads itself (the boot loader does not run).
+#[derive(Debug, Clone)]
+pub struct DirectKernel {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub cmdline: String,
+}
 
 /// Everything a launch needs besides the profile's machine.
 #[derive(Debug, Clone)]
@@ -20,6 +30,11 @@ pub struct Launch<'a> {
     pub paused: bool,
     /// Tap interface name, for tap networking.
     pub tap_ifname: Option<&'a str>,
+    /// Where the guest's console is: the serial socket is wired to that port.
+    pub console_port: ConsolePort,
+    /// UEFI firmware (None: SeaBIOS).
+    pub uefi: Option<&'a UefiFiles>,
+    pub direct: Option<&'a DirectKernel>,
 }
 
 /// QEMU option values separate key=value pairs with commas; a literal comma is doubled.
@@ -75,6 +90,26 @@ pub fn build(launch: &Launch<'_>) -> Result<Vec<String>, String> {
         "none",
         "-no-reboot",
     ]);
+    if let Some(uefi) = launch.uefi {
+        push(&[
+            "-drive",
+            &format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                escape(&uefi.code)
+            ),
+        ]);
+        push(&[
+            "-drive",
+            &format!("if=pflash,format=raw,unit=1,file={}", escape(&uefi.vars)),
+        ]);
+    }
+    if let Some(d) = launch.direct {
+        push(&["-kernel", &d.kernel.to_string_lossy()]);
+        if let Some(initrd) = &d.initrd {
+            push(&["-initrd", &initrd.to_string_lossy()]);
+        }
+        push(&["-append", &d.cmdline]);
+    }
     if let Some(iso) = launch.iso {
         push(&[
             "-drive",
@@ -122,7 +157,20 @@ pub fn build(launch: &Launch<'_>) -> Result<Vec<String>, String> {
                 "-chardev",
                 &format!("socket,id=serial0,path={},server=off", escape(sock)),
             ]);
-            push(&["-serial", "chardev:serial0"]);
+            match launch.console_port {
+                // ttyS<n> is the n-th UART: the ones before it exist but lead nowhere.
+                ConsolePort::Serial(n) => {
+                    for _ in 0..n {
+                        push(&["-serial", "null"]);
+                    }
+                    push(&["-serial", "chardev:serial0"]);
+                }
+                ConsolePort::Virtio => {
+                    push(&["-serial", "none"]);
+                    push(&["-device", "virtio-serial-pci,id=vserial0"]);
+                    push(&["-device", "virtconsole,chardev=serial0"]);
+                }
+            }
         }
         None => push(&["-serial", "none"]),
     }
@@ -141,11 +189,14 @@ pub fn build(launch: &Launch<'_>) -> Result<Vec<String>, String> {
     Ok(a)
 }
 
-/// The devices a machine needs QEMU to offer.
-pub fn required_devices(m: &Machine) -> Vec<String> {
+/// The devices a machine needs QEMU to offer, its console port's included.
+pub fn required_devices(m: &Machine, port: &ConsolePort) -> Vec<String> {
     let mut d: Vec<String> = m.disks.iter().map(|d| d.device.clone()).collect();
     d.push(m.nic.device.clone());
     d.extend(m.rng.clone());
+    if *port == ConsolePort::Virtio {
+        d.extend(["virtio-serial-pci".to_string(), "virtconsole".to_string()]);
+    }
     d.sort();
     d.dedup();
     d
@@ -174,6 +225,9 @@ mod tests {
             },
             rng: Some("virtio-rng-pci".into()),
             extra_args: vec![],
+            firmware: crate::config::profile::Firmware::Bios,
+            uefi_code: None,
+            uefi_vars: None,
         }
     }
 
@@ -190,6 +244,9 @@ mod tests {
             qmp_socket: Path::new("/tmp/x/qmp.sock"),
             paused: false,
             tap_ifname: None,
+            console_port: ConsolePort::Serial(0),
+            uefi: None,
+            direct: None,
         };
         let args = build(&launch).unwrap().join(" ");
         assert!(args.contains("-machine pc,accel=tcg"), "{args}");
@@ -207,6 +264,65 @@ mod tests {
         );
         assert!(args.contains("-no-reboot"), "{args}");
         assert!(!args.contains(" -S"), "{args}");
+        assert!(
+            !args.contains("pflash") && !args.contains("-kernel"),
+            "{args}"
+        );
+    }
+
+    #[test]
+    fn wires_the_console_port_the_firmware_and_a_direct_kernel() {
+        let m = machine();
+        let uefi = UefiFiles {
+            code: PathBuf::from("/usr/share/OVMF/OVMF_CODE_4M.fd"),
+            vars: PathBuf::from("/tmp/x/uefi-vars.fd"),
+        };
+        let direct = DirectKernel {
+            kernel: PathBuf::from("/tmp/x/vmlinuz"),
+            initrd: Some(PathBuf::from("/tmp/x/initrd")),
+            cmdline: "boot=live console=ttyS1,115200".into(),
+        };
+        let launch = |port| Launch {
+            machine: &m,
+            accel: AccelChoice::Tcg,
+            iso: None,
+            disks: vec![],
+            serial_socket: Some(Path::new("/tmp/x/serial.sock")),
+            qmp_socket: Path::new("/tmp/x/qmp.sock"),
+            paused: false,
+            tap_ifname: None,
+            console_port: port,
+            uefi: Some(&uefi),
+            direct: Some(&direct),
+        };
+        let a = build(&launch(ConsolePort::Serial(1))).unwrap();
+        let joined = a.join(" ");
+        assert!(
+            joined.contains("-serial null -serial chardev:serial0"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains(
+                "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
+            ),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("if=pflash,format=raw,unit=1,file=/tmp/x/uefi-vars.fd"),
+            "{joined}"
+        );
+        let append = a.iter().position(|x| x == "-append").unwrap();
+        assert_eq!(
+            a[append + 1],
+            "boot=live console=ttyS1,115200",
+            "one argument"
+        );
+        assert!(
+            joined.contains("-kernel /tmp/x/vmlinuz -initrd /tmp/x/initrd"),
+            "{joined}"
+        );
+        let hvc = build(&launch(ConsolePort::Virtio)).unwrap().join(" ");
+        assert!(hvc.contains("-serial none -device virtio-serial-pci,id=vserial0 -device virtconsole,chardev=serial0"), "{hvc}");
     }
 
     #[test]
@@ -225,8 +341,11 @@ mod tests {
     #[test]
     fn lists_required_devices() {
         assert_eq!(
-            required_devices(&machine()),
+            required_devices(&machine(), &ConsolePort::Serial(0)),
             ["virtio-blk-pci", "virtio-net-pci", "virtio-rng-pci"]
+        );
+        assert!(
+            required_devices(&machine(), &ConsolePort::Virtio).contains(&"virtconsole".to_string())
         );
     }
 }

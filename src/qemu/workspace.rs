@@ -1,6 +1,8 @@
-//! The private folder of one QEMU session: 0700, holding the QMP and serial sockets and the
-//! blank sparse disks. Removed when dropped.
+//! The private folder of one QEMU session: 0700, holding the QMP and serial sockets, the blank
+//! sparse disks, the run's copy of the UEFI variable store and, for a direct boot, the kernel
+//! and initrd taken from the ISO. Removed when dropped.
 
+use super::firmware::{uefi_files, UefiFiles};
 use crate::config::profile::Machine;
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
@@ -12,10 +14,13 @@ pub struct Workspace {
     pub serial_socket: PathBuf,
     pub disks: Vec<PathBuf>,
     pub qemu_log: PathBuf,
+    /// UEFI: the firmware code and this run's own variable store.
+    pub uefi: Option<UefiFiles>,
 }
 
 impl Workspace {
     pub fn create(machine: &Machine) -> std::io::Result<Workspace> {
+        let firmware = uefi_files(machine).map_err(std::io::Error::other)?;
         let dir = tempfile::Builder::new().prefix("bootaudit-").tempdir()?;
         // tempdir is 0700 already; say so explicitly, the sockets inside rely on it.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
@@ -26,7 +31,17 @@ impl Workspace {
             File::create(&path)?.set_len(d.size.0)?;
             disks.push(path);
         }
+        let uefi = match firmware {
+            Some(f) => {
+                let vars = dir.path().join("uefi-vars.fd");
+                std::fs::copy(&f.vars, &vars)?;
+                std::fs::set_permissions(&vars, std::fs::Permissions::from_mode(0o600))?;
+                Some(UefiFiles { code: f.code, vars })
+            }
+            None => None,
+        };
         Ok(Workspace {
+            uefi,
             qmp_socket: dir.path().join("qmp.sock"),
             serial_socket: dir.path().join("serial.sock"),
             qemu_log: dir.path().join("qemu.log"),

@@ -7,9 +7,10 @@ use super::foreign::{answered, Escalations, Exchange, Observation, Segmenter, Su
 use super::forms::Form;
 use super::own::{FramedRun, Frames};
 use crate::config::catalog::ReaderEvidence;
+use crate::config::contract::{Login, Prompts};
 use crate::config::{CheckDef, ConditionDef, Config, ConsoleDialogue, RunAs};
-use crate::dialogue::{shell_quote, Scope};
-use crate::judge::{autologin_pattern, login_prompt_pattern, ProbeJudge, ProbeVerdict};
+use crate::dialogue::Scope;
+use crate::judge::{console as verdicts, ProbeJudge, ProbeVerdict};
 use crate::model::Outcome;
 use bootaudit_console::NoiseFilter;
 use regex::Regex;
@@ -34,7 +35,8 @@ pub struct Plan {
     pub noise: NoiseFilter,
     /// The `log_shows` patterns of every form; the survey answers them.
     pub facts: Vec<Regex>,
-    user: String,
+    login: Login,
+    prompts: Prompts,
 }
 
 struct Planned {
@@ -110,9 +112,7 @@ impl Plan {
                     match resolved {
                         Ok((judge, forms)) => Check::Probe {
                             sent: match judge.run_as {
-                                RunAs::Root => {
-                                    format!("sudo -n sh -c {}", shell_quote(&judge.command))
-                                }
+                                RunAs::Root => config.contract.root.wrap(&judge.command),
                                 RunAs::User => judge.command.clone(),
                             },
                             judge: Box::new(judge),
@@ -134,7 +134,8 @@ impl Plan {
             signatures,
             noise: rules.noise,
             facts,
-            user: vars.get("user").cloned().unwrap_or_default(),
+            login: config.contract.login.clone(),
+            prompts: config.contract.prompts.clone(),
         })
     }
 }
@@ -197,6 +198,9 @@ pub struct Judging<'a> {
     /// what the live dialogue takes as "nobody is logged in automatically".
     plain_prompts: (u32, Option<Sighting>),
     autologin_seen: bool,
+    /// Password logins: the last password prompt's line, and a refusal after it.
+    password_prompt: Option<u64>,
+    refused: Option<Sighting>,
     recent: VecDeque<(u64, String)>,
 }
 
@@ -216,6 +220,8 @@ impl<'a> Judging<'a> {
             shell_ready: None,
             plain_prompts: (0, None),
             autologin_seen: false,
+            password_prompt: None,
+            refused: None,
             recent: VecDeque::with_capacity(CONTEXT_LINES + 1),
         }
     }
@@ -278,10 +284,20 @@ impl<'a> Judging<'a> {
 
     /// Console conditions and failure signatures: what a line shows by itself.
     fn console(&mut self, no: u64, line: &str, typed: bool) {
+        let prompts = &self.plan.prompts;
+        if matches!(self.plan.login, Login::Password { .. }) && self.shell_ready.is_none() {
+            if prompts.password.is_match(line.trim_end()) {
+                self.password_prompt = Some(no);
+            } else if self.password_prompt.is_some() && self.refused.is_none() {
+                if let Some(m) = prompts.login_incorrect.find(line) {
+                    self.refused = Some(self.sighting(no, line, m.as_str(), ""));
+                }
+            }
+        }
         if !self.autologin_seen {
-            if autologin_pattern().is_match(line) {
+            if prompts.autologin.is_match(line) {
                 self.autologin_seen = true;
-            } else if let Some(m) = login_prompt_pattern().find(line) {
+            } else if let Some(m) = prompts.login.find(line) {
                 self.plain_prompts.0 += 1;
                 if self.plain_prompts.0 == 2 {
                     self.plain_prompts.1 = Some(self.sighting(no, line, m.as_str(), ""));
@@ -297,15 +313,20 @@ impl<'a> Judging<'a> {
                     Some((line.to_string(), String::new()))
                 }
                 // The earlier of an automatic login or a prompt, as the live dialogue sees it.
-                Check::Login => [autologin_pattern(), login_prompt_pattern()]
+                Check::Login => [&prompts.autologin, &prompts.login]
                     .into_iter()
                     .filter_map(|re| re.find(line))
                     .min_by_key(|m| m.start())
                     .map(|m| (m.as_str().to_string(), String::new())),
                 // is_match first: captures cost more, and nearly every line has none.
-                Check::Autologin if autologin_pattern().is_match(line) => autologin_pattern()
-                    .captures(line)
-                    .map(|c| (c[0].to_string(), c[1].to_string())),
+                Check::Autologin if prompts.autologin.is_match(line) => {
+                    prompts.autologin.captures(line).map(|c| {
+                        (
+                            c[0].to_string(),
+                            c.get(1).map_or("", |m| m.as_str()).to_string(),
+                        )
+                    })
+                }
                 Check::Watch(re) if !typed && re.is_match(line) => re.captures(line).map(|c| {
                     let value = c.get(1).or(c.get(0)).map_or("", |m| m.as_str());
                     (c[0].to_string(), value.to_string())
@@ -523,43 +544,50 @@ impl<'a> Judging<'a> {
             })
         };
         let seen = &self.sightings[i];
-        match &c.check {
-            Check::Console => sighted(seen, &|s| {
+        let no_login = || {
+            Some((
+                Outcome::not_applicable(
+                    "no login on this console: the profile says a shell is on it already (console.login.mode: none)",
+                ),
+                Vec::new(),
+            ))
+        };
+        match (&c.check, &self.plan.login) {
+            (Check::Login | Check::Autologin, Login::None) => no_login(),
+            (Check::Autologin, Login::Password { user, .. }) => {
+                // A shell after the last password prompt is an accepted login; a refusal after
+                // it, with no shell, a refused one.
+                match (&self.shell_ready, &self.refused, self.password_prompt) {
+                    (Some(shell), _, Some(asked)) if shell.line > asked => {
+                        sighted(&self.shell_ready, &|_| verdicts::password_login(user, None))
+                    }
+                    (_, Some(_), _) => sighted(&self.refused, &|s| {
+                        verdicts::login_refused(user, s.text.clone())
+                    }),
+                    _ => None,
+                }
+            }
+            (Check::Console, _) => sighted(seen, &|s| {
                 Outcome::pass("the log shows console output", s.text.clone())
             }),
-            Check::Login => sighted(seen, &|s| {
+            (Check::Login, _) => sighted(seen, &|s| {
                 Outcome::pass("the log shows a login prompt", s.text.clone())
             }),
             // Like the live dialogue: a second login prompt and still nobody logged in.
-            Check::Autologin if seen.is_none() && self.plain_prompts.1.is_some() => {
+            (Check::Autologin, Login::Automatic { user })
+                if seen.is_none() && self.plain_prompts.1.is_some() =>
+            {
                 sighted(&self.plain_prompts.1, &|s| {
-                    Outcome::fail(
-                        format!(
-                            "the log shows a login prompt twice but nobody is logged in automatically (expected `{}`)",
-                            self.plan.user
-                        ),
-                        s.text.clone(),
-                    )
+                    verdicts::no_autologin(user, s.text.clone())
                 })
             }
-            Check::Autologin => sighted(seen, &|s| {
-                let user = &s.value;
-                if *user == self.plan.user {
-                    Outcome::pass(
-                        format!("automatic login of `{user}`"),
-                        format!("{user} (automatic login)"),
-                    )
-                } else {
-                    Outcome::fail(
-                        format!("automatic login of `{user}`, expected `{}`", self.plan.user),
-                        user.clone(),
-                    )
-                }
+            (Check::Autologin, Login::Automatic { user: expected }) => sighted(seen, &|s| {
+                verdicts::autologin(&s.value, expected, format!("{} (automatic login)", s.value))
             }),
-            Check::Watch(_) => sighted(seen, &|s| {
+            (Check::Watch(_), _) => sighted(seen, &|s| {
                 Outcome::pass(format!("the log shows \"{}\"", s.text), s.value.clone())
             }),
-            Check::ShellReady => sighted(&self.shell_ready, &|s| {
+            (Check::ShellReady, _) => sighted(&self.shell_ready, &|s| {
                 let what = if self.own {
                     "the log shows a command round trip with exit code 0"
                 } else {
@@ -567,9 +595,9 @@ impl<'a> Judging<'a> {
                 };
                 Outcome::pass(what, s.text.clone())
             }),
-            Check::Probe { judge, .. } => self.probe_outcome(&self.probes[i], c, judge),
-            Check::NotInLogs => None,
-            Check::Invalid(e) => Some((Outcome::error(e.clone()), Vec::new())),
+            (Check::Probe { judge, .. }, _) => self.probe_outcome(&self.probes[i], c, judge),
+            (Check::NotInLogs, _) => None,
+            (Check::Invalid(e), _) => Some((Outcome::error(e.clone()), Vec::new())),
         }
     }
 

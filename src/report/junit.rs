@@ -97,6 +97,7 @@ mod tests {
             started_at: "2026-01-01T00:00:00Z".into(),
             duration_ms: 1,
             replayed_log: None,
+            boot: None,
             conditions: vec![
                 cond("host.qemu", Phase::Host, Status::Pass),
                 cond("boot.login", Phase::Boot, Status::Fail),

@@ -459,6 +459,21 @@ impl Console {
     /// Write bytes to the guest (bounded by the configured write timeout) and report them as
     /// [`ConsoleEvent::Sent`].
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), SendError> {
+        self.send_reported_as(bytes, bytes).await
+    }
+
+    /// Send a secret (a password) followed by the line ending; the sink sees only
+    /// `[secret]` and the line ending, so no transcript holds it.
+    pub async fn send_secret_line(&mut self, secret: &str) -> Result<(), SendError> {
+        let mut b = Vec::with_capacity(secret.len() + self.line_ending.len());
+        b.extend_from_slice(secret.as_bytes());
+        b.extend_from_slice(self.line_ending.as_bytes());
+        let mut shown = b"[secret]".to_vec();
+        shown.extend_from_slice(self.line_ending.as_bytes());
+        self.send_reported_as(&b, &shown).await
+    }
+
+    async fn send_reported_as(&mut self, bytes: &[u8], shown: &[u8]) -> Result<(), SendError> {
         let w = self.writer.as_mut().ok_or(SendError::NoWriter)?;
         let at = Instant::now();
         let write = async {
@@ -472,7 +487,7 @@ impl Console {
         if let Some(s) = &self.sink {
             s.event(ConsoleEvent::Sent {
                 at,
-                bytes: bytes.to_vec(),
+                bytes: shown.to_vec(),
             });
         }
         Ok(())

@@ -95,11 +95,21 @@ pub fn frame(cmd: &str) -> Result<Framed, FrameError> {
     frame_with_token(cmd, &fresh_token())
 }
 
+/// Frame `cmd` with its stdin left on the terminal, for a command that must read from it (`su`
+/// asking for a password); the command closes its own stdin where it runs something else.
+pub fn frame_on_terminal(cmd: &str) -> Result<Framed, FrameError> {
+    frame_inner(cmd, &fresh_token(), false)
+}
+
 /// Frame `cmd` with the given token (tests, reproducible transcripts).
 ///
 /// `cmd` must be one line and must not end in a comment (`# …` would swallow the closing
 /// `; }`); it runs in a `{ …; }` group in the current shell, so `cd` and `export` persist.
 pub fn frame_with_token(cmd: &str, token: &str) -> Result<Framed, FrameError> {
+    frame_inner(cmd, token, true)
+}
+
+fn frame_inner(cmd: &str, token: &str, stdin_null: bool) -> Result<Framed, FrameError> {
     if token.is_empty() || token.len() > 32 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(FrameError::BadToken(token.to_string()));
     }
@@ -112,8 +122,9 @@ pub fn frame_with_token(cmd: &str, token: &str) -> Result<Framed, FrameError> {
     }
     let p = MARKER_PREFIX;
     let quoted = format!("'{}'", cmd.replace('\'', r"'\''"));
+    let stdin = if stdin_null { " </dev/null" } else { "" };
     let line = format!(
-        "printf '%s %s\\n' \"{p}\"\"_{token}_BEGIN\" {quoted}; {{ {cmd} ; }} </dev/null 2>&1; \
+        "printf '%s %s\\n' \"{p}\"\"_{token}_BEGIN\" {quoted}; {{ {cmd} ; }}{stdin} 2>&1; \
          printf '\\n{p}''_%s_END rc=%d\\n' {token} $?"
     );
     let begin_re =

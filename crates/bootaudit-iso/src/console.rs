@@ -3,7 +3,8 @@
 //! Linux registers every `console=` device, and the **last** one becomes `/dev/console` — the
 //! device init (systemd) writes to and where the login prompt of a serial-only VM appears. So
 //! `console=ttyS0,115200n8 console=tty0` prints kernel messages on the serial port but boots
-//! into a silent serial line: that is the warning case. No `ttyS0` at all is the failure case.
+//! into a silent serial line: that is the warning case. No `console=` naming the port at all is
+//! the failure case. The port is the caller's (`ttyS0`, `ttyS1`, `hvc0`).
 //!
 //! Only real command lines are analysed (see [`crate::configs`]): a menu label saying
 //! "console=ttyS0" proves nothing.
@@ -15,10 +16,10 @@ use crate::configs::BootEntry;
 pub struct ConsoleUse {
     /// Every `console=` value in order, options included (`ttyS0,115200n8`).
     pub consoles: Vec<String>,
-    /// Some `console=` names ttyS0.
-    pub has_ttys0: bool,
-    /// The last `console=` names ttyS0, so it becomes /dev/console.
-    pub ttys0_last: bool,
+    /// Some `console=` names the port.
+    pub has_port: bool,
+    /// The last `console=` names the port, so it becomes /dev/console.
+    pub port_last: bool,
 }
 
 impl ConsoleUse {
@@ -78,16 +79,16 @@ pub fn console_device(value: &str) -> String {
     dev.to_string()
 }
 
-/// Analyses one kernel command line.
-pub fn analyse(cmdline: &str) -> ConsoleUse {
+/// Analyses one kernel command line for the console device `port` (`ttyS0`, `hvc0`).
+pub fn analyse(cmdline: &str, port: &str) -> ConsoleUse {
     let consoles: Vec<String> = kernel_params(cmdline)
         .into_iter()
         .filter_map(|p| p.strip_prefix("console=").map(str::to_string))
         .collect();
-    let is_ttys0 = |v: &String| console_device(v) == "ttyS0";
+    let is_port = |v: &String| console_device(v) == port;
     ConsoleUse {
-        has_ttys0: consoles.iter().any(is_ttys0),
-        ttys0_last: consoles.last().is_some_and(is_ttys0),
+        has_port: consoles.iter().any(is_port),
+        port_last: consoles.last().is_some_and(is_port),
         consoles,
     }
 }
@@ -95,9 +96,9 @@ pub fn analyse(cmdline: &str) -> ConsoleUse {
 /// Overall outcome of [`judge`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsoleStatus {
-    /// Every Linux boot entry has ttyS0 (warnings may still exist).
+    /// Every Linux boot entry sends the console to the port (warnings may still exist).
     Pass,
-    /// At least one Linux boot entry lacks ttyS0.
+    /// At least one Linux boot entry does not.
     Fail,
     /// No Linux boot entry was found at all, so nothing proves a serial console.
     NoEntries,
@@ -129,9 +130,9 @@ impl std::fmt::Display for ConsoleFinding {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsoleVerdict {
     pub status: ConsoleStatus,
-    /// Entries without ttyS0.
+    /// Entries without the port.
     pub failures: Vec<ConsoleFinding>,
-    /// Entries where ttyS0 is present but not the last `console=`.
+    /// Entries where the port is present but not the last `console=`.
     pub warnings: Vec<ConsoleFinding>,
     /// How many Linux entries were judged.
     pub checked: usize,
@@ -156,30 +157,35 @@ fn shown(consoles: &[String]) -> String {
     }
 }
 
-/// Judges all Linux boot entries: pass when every one has ttyS0, fail listing those without,
-/// warn for those where ttyS0 is not the last `console=`.
-pub fn judge(entries: &[BootEntry]) -> ConsoleVerdict {
+/// Judges Linux boot entries for the console device `port`: pass when every one sends the
+/// console there, fail listing those that do not, warn for those where it is not the last
+/// `console=`.
+pub fn judge(entries: &[BootEntry], port: &str) -> ConsoleVerdict {
     let mut failures = Vec::new();
     let mut warnings = Vec::new();
     for e in entries {
-        let use_ = analyse(&e.cmdline);
+        let use_ = analyse(&e.cmdline, port);
         let finding = |message: String| ConsoleFinding {
             config: e.config.clone(),
             line: e.cmdline_line,
             label: e.label.clone(),
             message,
         };
-        if !use_.has_ttys0 {
+        let example = if port.starts_with("ttyS") {
+            format!("console={port},115200n8")
+        } else {
+            format!("console={port}")
+        };
+        if !use_.has_port {
             failures.push(finding(format!(
-                "kernel command line has no console=ttyS0 ({}) — add console=ttyS0,115200n8 as \
-                 the last console=",
+                "kernel command line has no console={port} ({}) — add {example} as the last \
+                 console=",
                 shown(&use_.consoles)
             )));
-        } else if !use_.ttys0_last {
+        } else if !use_.port_last {
             warnings.push(finding(format!(
-                "ttyS0 is not the last console= ({}): the kernel makes {} /dev/console, so \
-                 init's output and the login prompt go there, not to the serial port — put \
-                 console=ttyS0,115200n8 last",
+                "{port} is not the last console= ({}): the kernel makes {} /dev/console, so \
+                 init's output and the login prompt go there, not to {port} — put {example} last",
                 shown(&use_.consoles),
                 use_.primary().map(console_device).unwrap_or_default()
             )));
@@ -206,24 +212,32 @@ mod tests {
 
     #[test]
     fn last_console_wins() {
-        let u = analyse("init=/x console=tty0 console=ttyS0,115200n8 loglevel=4");
+        let u = analyse(
+            "init=/x console=tty0 console=ttyS0,115200n8 loglevel=4",
+            "ttyS0",
+        );
         assert_eq!(u.consoles, vec!["tty0", "ttyS0,115200n8"]);
-        assert!(u.has_ttys0 && u.ttys0_last);
-        let u = analyse("console=ttyS0,115200n8 console=tty0");
-        assert!(u.has_ttys0 && !u.ttys0_last);
+        assert!(u.has_port && u.port_last);
+        let u = analyse("console=ttyS0,115200n8 console=tty0", "ttyS0");
+        assert!(u.has_port && !u.port_last);
         assert_eq!(u.primary(), Some("tty0"));
-        let u = analyse("quiet splash");
-        assert!(!u.has_ttys0 && u.consoles.is_empty());
+        let u = analyse("quiet splash", "ttyS0");
+        assert!(!u.has_port && u.consoles.is_empty());
+        let u = analyse("console=ttyS0 console=ttyS1,115200", "ttyS1");
+        assert!(u.has_port && u.port_last);
+        assert!(!analyse("console=ttyS0", "hvc0").has_port);
+        assert!(analyse("console=tty0 console=hvc0", "hvc0").port_last);
     }
 
     #[test]
     fn lookalikes_are_not_ttys0() {
-        assert!(!analyse("console=ttyS01").has_ttys0);
-        assert!(!analyse("console=ttys0").has_ttys0);
-        assert!(!analyse("earlycon=ttyS0 xconsole=ttyS0").has_ttys0);
-        assert!(!analyse("console=tty0 -- console=ttyS0").has_ttys0);
-        assert!(analyse("console=0,115200").has_ttys0);
-        assert!(analyse("console=uart8250,io,0x3f8,115200n8").has_ttys0);
-        assert!(analyse("a=\"x y\" console=ttyS0").ttys0_last);
+        let has = |c: &str| analyse(c, "ttyS0").has_port;
+        assert!(!has("console=ttyS01"));
+        assert!(!has("console=ttys0"));
+        assert!(!has("earlycon=ttyS0 xconsole=ttyS0"));
+        assert!(!has("console=tty0 -- console=ttyS0"));
+        assert!(has("console=0,115200"));
+        assert!(has("console=uart8250,io,0x3f8,115200n8"));
+        assert!(analyse("a=\"x y\" console=ttyS0", "ttyS0").port_last);
     }
 }

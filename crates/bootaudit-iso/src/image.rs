@@ -803,6 +803,44 @@ impl IsoImage {
         }
         Ok(data)
     }
+
+    /// Copies a file's content to `out` in bounded pieces (a kernel or an initrd of any size,
+    /// in flat memory); returns the bytes written.
+    pub fn copy_entry(
+        &self,
+        entry: &Entry,
+        out: &mut impl std::io::Write,
+    ) -> Result<u64, IsoError> {
+        if entry.is_dir {
+            return Err(IsoError::NotAFile {
+                path: entry.path.clone(),
+            });
+        }
+        if entry.interleaved {
+            return Err(IsoError::Unsupported {
+                detail: format!("{} is recorded in interleaved mode", entry.path),
+            });
+        }
+        const PIECE_SECTORS: u64 = 512; // 1 MiB
+        let mut written = 0u64;
+        for &(sector, len) in &entry.extents {
+            let mut done = 0u64;
+            let len = u64::from(len);
+            while done < len {
+                let n = (len - done).min(PIECE_SECTORS * SECTOR);
+                let part = self.read_at(u64::from(sector), done, n as usize, || {
+                    format!("content of {}", entry.path)
+                })?;
+                out.write_all(&part).map_err(|source| IsoError::Io {
+                    path: PathBuf::from(&entry.path),
+                    source,
+                })?;
+                done += n;
+                written += n;
+            }
+        }
+        Ok(written)
+    }
 }
 
 fn eof() -> std::io::Error {

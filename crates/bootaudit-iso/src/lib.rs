@@ -20,7 +20,7 @@
 //!     Some(cat) => println!("BIOS {} UEFI {}", cat.has_bios(), cat.has_uefi()),
 //! }
 //! let scan = boot_configs(&image)?;
-//! let verdict = console::judge(&scan.entries());
+//! let verdict = console::judge(&scan.entries(), "ttyS0");
 //! for f in &verdict.failures {
 //!     println!("{f}");
 //! }

@@ -164,9 +164,9 @@ fn serial_console_everywhere_passes_with_a_warning_for_loopback() {
         .find(|e| e.config.starts_with("loader/"))
         .unwrap();
     assert_eq!(sd.cmdline_line, 4);
-    assert!(console::analyse(&sd.cmdline).ttys0_last);
+    assert!(console::analyse(&sd.cmdline, "ttyS0").port_last);
 
-    let v = console::judge(&entries);
+    let v = console::judge(&entries, "ttyS0");
     assert_eq!(v.status, ConsoleStatus::Pass, "{v:#?}");
     assert!(v.is_pass());
     assert_eq!(v.checked, 6);
@@ -183,7 +183,7 @@ fn serial_console_everywhere_passes_with_a_warning_for_loopback() {
 fn missing_serial_console_fails_naming_each_entry() {
     let img = IsoImage::open(&fixtures().no_serial).unwrap();
     let scan = boot_configs(&img).unwrap();
-    let v = console::judge(&scan.entries());
+    let v = console::judge(&scan.entries(), "ttyS0");
     assert_eq!(v.status, ConsoleStatus::Fail);
     let failures: Vec<String> = v.failures.iter().map(|f| f.to_string()).collect();
     assert_eq!(failures.len(), 3, "{failures:#?}");
@@ -207,7 +207,7 @@ fn missing_serial_console_fails_naming_each_entry() {
 
 #[test]
 fn no_linux_entries_is_not_a_pass() {
-    let v = console::judge(&[]);
+    let v = console::judge(&[], "ttyS0");
     assert_eq!(v.status, ConsoleStatus::NoEntries);
     assert!(!v.is_pass());
 }
@@ -329,7 +329,7 @@ fn joliet_only_and_plain_iso9660_names() {
     );
     let scan = boot_configs(&joliet).unwrap();
     assert_eq!(scan.entries().len(), 2);
-    assert!(console::judge(&scan.entries()).is_pass());
+    assert!(console::judge(&scan.entries(), "ttyS0").is_pass());
 
     let plain = IsoImage::open(t.build(dir.path(), "p.iso", &["--norock"])).unwrap();
     assert_eq!(plain.namespace(), Namespace::Iso9660);

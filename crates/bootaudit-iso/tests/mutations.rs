@@ -38,7 +38,7 @@ fn exercise(bytes: Vec<u8>) -> usize {
     let _ = img.list_dir("isolinux");
     match boot_configs(&img) {
         Ok(scan) => {
-            let _ = console::judge(&scan.entries());
+            let _ = console::judge(&scan.entries(), "ttyS0");
             2
         }
         Err(_) => 1,
@@ -132,7 +132,7 @@ fn mutated_configs_never_panic() {
             ConfigKind::SystemdBoot,
         ] {
             let p = parse_config(kind, "x.cfg", &text);
-            let _ = console::judge(&p.entries);
+            let _ = console::judge(&p.entries, "ttyS0");
         }
     }
 }

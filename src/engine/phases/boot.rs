@@ -3,17 +3,19 @@
 //! generic probes and watches for the rest. Diagnostics are gathered right after a failure,
 //! while the state is fresh. QEMU is killed on every way out of here.
 
+use super::iso::ChosenEntry;
 use super::virt::{accel_for, wait_exit};
-use crate::config::{CheckDef, ConditionDef, ConsoleDialogue, RunAs};
-use crate::dialogue::{console_rules, last_lines, Dialogue, WaitError};
+use crate::config::contract::{BootMode, Contract, Login};
+use crate::config::{Builtin, CheckDef, ConditionDef, ConsoleDialogue, RunAs};
+use crate::dialogue::menu::{self, Loader, MenuTarget};
+use crate::dialogue::{console_rules, last_lines, Dialogue, RootAccess, WaitError};
 use crate::engine::events::{Event, Fanout};
 use crate::engine::Engine;
-use crate::judge::{
-    autologin_pattern, autologin_user, login_prompt_pattern, ProbeJudge, ProbeVerdict,
-};
-use crate::model::{Outcome, Status};
+use crate::judge::{console as verdicts, ProbeJudge, ProbeVerdict};
+use crate::model::{BootInfo, Outcome, Status};
 use crate::qemu::{args, process::QemuProcess, qmp::Qmp, workspace::Workspace};
 use bootaudit_console::{Console, ConsoleEvent, FnSink};
+use bootaudit_iso::{BootEntry, ConfigKind, IsoImage};
 use regex::Regex;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,7 +40,13 @@ struct Session {
     /// Why the guest can no longer be judged (panic, QEMU gone): later conditions fail at once.
     fatal: Option<String>,
     shell_ready: bool,
+    /// A `grants_root` probe passed: root commands work.
     root: bool,
+    contract: Contract,
+    /// The login password, revealed for this boot only.
+    login_password: Option<String>,
+    /// The entry to choose in the boot menu (menu mode, not the default).
+    menu: Option<(Loader, MenuTarget)>,
 }
 
 impl Session {
@@ -90,14 +98,24 @@ pub async fn run(engine: &mut Engine, defs: &[ConditionDef]) {
 async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
     let machine = engine.config.profile.machine.clone();
     let accel = accel_for(engine);
-    if accel == crate::engine::AccelChoice::Kvm
-        && engine
-            .result("virt.kvm")
-            .is_some_and(|r| r.status == Status::Fail)
-    {
-        // --accel kvm on a host where KVM does not run guests: a boot would only hang.
-        return Err(Outcome::blocked("virt.kvm", Status::Fail));
+    if accel == crate::engine::AccelChoice::Kvm {
+        if let Some(kvm) = engine
+            .result_of(Builtin::VirtKvm)
+            .filter(|r| r.status == Status::Fail)
+        {
+            // --accel kvm on a host where KVM does not run guests: a boot would only hang.
+            return Err(Outcome::blocked(&kvm.id.clone(), Status::Fail));
+        }
     }
+    let contract = engine.config.contract.clone();
+    let reveal = |s: Option<&crate::config::contract::Secret>| {
+        s.map(|s| s.reveal()).transpose().map_err(Outcome::error)
+    };
+    let login_password = reveal(match &contract.login {
+        Login::Password { password, .. } => Some(password),
+        _ => None,
+    })?;
+    let root_password = reveal(contract.root.password())?;
     engine.facts.accel = Some(accel);
     let iso = engine
         .facts
@@ -116,6 +134,41 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
     let qmp_listener = tokio::net::UnixListener::bind(&ws.qmp_socket).map_err(|e| {
         Outcome::error(format!("cannot listen on {}: {e}", ws.qmp_socket.display()))
     })?;
+    // What boots: the profile's entry, through the loader's menu or directly.
+    let chosen = match (&contract.boot.mode, &contract.boot.entry) {
+        (BootMode::Menu, crate::config::contract::EntryChoice::Default) => {
+            super::iso::chosen_entry(engine).ok()
+        }
+        _ => Some(super::iso::chosen_entry(engine)?),
+    };
+    let direct = match contract.boot.mode {
+        BootMode::Direct => {
+            let c = chosen.as_ref().expect("direct mode has chosen an entry");
+            Some(
+                extract_kernel(&iso, &c.entry, ws.path(), &contract.boot.append)
+                    .map_err(Outcome::error)?,
+            )
+        }
+        BootMode::Menu => None,
+    };
+    let menu = match (&chosen, contract.boot.mode) {
+        (Some(c), BootMode::Menu) if !c.is_default => Some(menu_target(c)),
+        _ => None,
+    };
+    engine.facts.boot = Some(BootInfo {
+        firmware: machine.firmware.as_str().to_string(),
+        entry: chosen.as_ref().map(|c| c.entry.label.clone()),
+        config: chosen
+            .as_ref()
+            .map(|c| format!("{}:{}", c.entry.config, c.entry.line)),
+        how: match (contract.boot.mode, &menu) {
+            (BootMode::Direct, _) => "direct".into(),
+            (BootMode::Menu, Some(_)) => "menu".into(),
+            (BootMode::Menu, None) => "menu-default".into(),
+        },
+        bootloader_exercised: direct.is_none(),
+        cmdline: direct.as_ref().map(|d| d.cmdline.clone()),
+    });
     let launch = args::Launch {
         machine: &machine,
         accel,
@@ -125,6 +178,9 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
         qmp_socket: &ws.qmp_socket,
         paused: false,
         tap_ifname: None,
+        console_port: contract.port.clone(),
+        uefi: ws.uefi.as_ref(),
+        direct: direct.as_ref(),
     };
     let argv =
         args::build(&launch).map_err(|e| Outcome::fail(format!("profile machine: {e}"), ""))?;
@@ -166,9 +222,33 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
         .await
         .ok()
         .map(|(q, _)| q);
-    let dialogue = console_dialogue(engine, serial).map_err(Outcome::error)?;
+    let dialogue = console_dialogue(engine, serial)
+        .map_err(Outcome::error)?
+        .with_root(
+            contract.prompts.password.clone(),
+            RootAccess {
+                escalation: contract.root.clone(),
+                password: root_password,
+            },
+        );
+    let first = engine
+        .config
+        .conditions
+        .iter()
+        .find(|d| d.phase == crate::model::Phase::Boot)
+        .map(|d| d.id.clone())
+        .unwrap_or_default();
+    if let Some(b) = &engine.facts.boot {
+        let what = match b.how.as_str() {
+            "direct" => "booting the kernel directly (the boot loader is not exercised)",
+            "menu" => "choosing the entry in the boot menu",
+            _ => "booting the default entry",
+        };
+        let entry = b.entry.clone().unwrap_or_else(|| "?".into());
+        engine.progress(&first, &format!("{what}: '{entry}' ({})", b.firmware));
+    }
     if accel == crate::engine::AccelChoice::Tcg {
-        engine.progress("boot.console", "booting under TCG (software emulation)");
+        engine.progress(&first, "booting under TCG (software emulation)");
     }
     Ok(Session {
         qemu_log: ws.qemu_log.clone(),
@@ -179,6 +259,91 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
         fatal: None,
         shell_ready: false,
         root: false,
+        contract,
+        login_password,
+        menu,
+    })
+}
+
+/// The menu position of the chosen entry, for the loader that reads its config.
+fn menu_target(c: &ChosenEntry) -> (Loader, MenuTarget) {
+    let loader = match c.kind {
+        ConfigKind::Syslinux => Loader::Syslinux,
+        ConfigKind::Grub | ConfigKind::SystemdBoot => Loader::Grub,
+    };
+    (
+        loader,
+        MenuTarget {
+            label: c.entry.label.clone(),
+            name: c.entry.name.clone(),
+            path: c.entry.menu_path.clone(),
+            default_path: c.default_path.clone(),
+        },
+    )
+}
+
+/// Copy the entry's kernel and initrds out of the ISO into the workspace, for QEMU to boot
+/// directly, and make its command line: the entry's own, without what only a loader reads
+/// (`initrd=`, GRUB `$variables`), with the profile's `boot.append`.
+fn extract_kernel(
+    iso: &std::path::Path,
+    entry: &BootEntry,
+    dir: &std::path::Path,
+    append: &str,
+) -> Result<args::DirectKernel, String> {
+    let image = IsoImage::open(iso).map_err(|e| format!("{}: {e}", iso.display()))?;
+    let config_dir = entry.config.rsplit_once('/').map_or("", |(d, _)| d);
+    let find = |path: &str| {
+        let candidates = if path.starts_with('/') {
+            vec![path.to_string()]
+        } else {
+            vec![format!("{config_dir}/{path}"), path.to_string()]
+        };
+        candidates
+            .iter()
+            .find_map(|p| image.find(p).ok())
+            .ok_or_else(|| {
+                format!(
+                    "the entry '{}' ({}:{}) boots {path}, which is not in the image",
+                    entry.label, entry.config, entry.line
+                )
+            })
+    };
+    let copy = |path: &str, to: &std::path::Path, append_to: bool| -> Result<(), String> {
+        let found = find(path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(append_to)
+            .write(true)
+            .open(to)
+            .map_err(|e| format!("cannot write {}: {e}", to.display()))?;
+        image
+            .copy_entry(&found, &mut f)
+            .map_err(|e| format!("cannot copy {path} out of the image: {e}"))?;
+        Ok(())
+    };
+    let kernel = dir.join("kernel");
+    copy(&entry.kernel, &kernel, false)?;
+    // Several initrds are concatenated, as loaders do (the kernel reads one cpio after another).
+    let initrd = match entry.initrd.is_empty() {
+        true => None,
+        false => {
+            let to = dir.join("initrd");
+            for path in &entry.initrd {
+                copy(path, &to, true)?;
+            }
+            Some(to)
+        }
+    };
+    let mut params: Vec<String> = bootaudit_iso::console::kernel_params(&entry.cmdline)
+        .into_iter()
+        .filter(|p| !p.starts_with("initrd=") && !p.contains('$'))
+        .collect();
+    params.extend(append.split_whitespace().map(str::to_string));
+    Ok(args::DirectKernel {
+        kernel,
+        initrd,
+        cmdline: params.join(" "),
     })
 }
 
@@ -228,13 +393,13 @@ async fn judge(engine: &mut Engine, s: &mut Session, def: &ConditionDef) -> Outc
     let deadline = started + timeout;
     let outcome = match def.check() {
         Ok(CheckDef::Builtin(builtin)) => match builtin.dialogue() {
-            Some(ConsoleDialogue::Console) => boot_console(s, deadline, timeout).await,
+            Some(ConsoleDialogue::Console) => boot_console(engine, s, deadline, timeout).await,
             Some(ConsoleDialogue::Login) => boot_login(engine, s, deadline, timeout).await,
-            Some(ConsoleDialogue::Autologin) => boot_autologin(engine, s, deadline).await,
+            Some(ConsoleDialogue::Autologin) => login(engine, s, deadline, timeout).await,
             Some(ConsoleDialogue::ShellReady) => shell_ready(engine, s, deadline, timeout).await,
             None => Err(Outcome::error(format!(
                 "`{}` is not a builtin check of the boot phase",
-                builtin.id()
+                builtin.kind()
             ))),
         },
         Ok(CheckDef::Probe(p)) => match ProbeJudge::resolve(def, &p, &engine.config.profile.vars) {
@@ -289,11 +454,17 @@ async fn wait_failure(
             last_lines(&tail, 10),
         ),
         WaitError::Signature { name, line } => fatal_line(s, &name, &line, false).await,
-        WaitError::Password { line } => Outcome::fail(
-            format!(
-                "{waiting_for}: a password prompt appeared: {}",
-                quote(&line)
-            ),
+        WaitError::Password { line, refused } => Outcome::fail(
+            match refused {
+                true => format!(
+                    "{waiting_for}: the password was refused (asked again: {})",
+                    quote(&line)
+                ),
+                false => format!(
+                    "{waiting_for}: a password prompt appeared: {}",
+                    quote(&line)
+                ),
+            },
             line,
         ),
         WaitError::Closed { tail } => {
@@ -322,23 +493,13 @@ async fn fatal_line(s: &mut Session, name: &str, line: &str, earlier: bool) -> O
         s.dialogue.console.drain_for(DRAIN_AFTER_FATAL).await;
     }
     s.dialogue.console.clear_signature();
-    let when = if earlier {
-        " (seen earlier on the console)"
-    } else {
-        ""
-    };
-    Outcome::fail(format!("{name}{when}: {}", quote(line)), line.to_string())
+    verdicts::signature(name, line, earlier)
 }
 
-fn quote(s: &str) -> String {
-    if s.is_empty() {
-        "(nothing)".into()
-    } else {
-        format!("\"{}\"", s.chars().take(300).collect::<String>())
-    }
-}
+use verdicts::quote;
 
 async fn boot_console(
+    engine: &mut Engine,
     s: &mut Session,
     deadline: Instant,
     timeout: Duration,
@@ -347,6 +508,30 @@ async fn boot_console(
     let started = Instant::now();
     match s.dialogue.expect(&[visible], deadline).await {
         Ok(_) => {
+            let mut chose = String::new();
+            if let Some((loader, target)) = s.menu.take() {
+                engine.progress(
+                    &s.dialogue.current.clone(),
+                    &format!("waiting for the boot menu to choose '{}'", target.label),
+                );
+                match menu::choose(&mut s.dialogue, loader, &target, deadline).await {
+                    Ok(driven) => chose = format!("; {}", driven.how),
+                    Err(WaitError::Timeout { tail, .. }) => {
+                        return Err(Outcome::timed_out(
+                            format!(
+                                "the boot menu did not show on the console within {}s, so '{}' could not be chosen (it last showed: {}) — enable the loader's serial console (ISOLINUX `serial 0 115200`, GRUB `terminal_input serial`), or boot the entry directly (boot.mode: direct)",
+                                timeout.as_secs(),
+                                target.label,
+                                quote(&last_lines(&tail, 3))
+                            ),
+                            last_lines(&tail, 10),
+                        ))
+                    }
+                    Err(e) => {
+                        return Err(wait_failure(s, e, "driving the boot menu", timeout).await)
+                    }
+                }
+            }
             // Keep the first line whole for the evidence.
             let first = s.dialogue.console.with_transcript(|t| {
                 t.text()
@@ -359,7 +544,7 @@ async fn boot_console(
             s.dialogue.console.set_cursor(0);
             Ok(Outcome::pass(
                 format!(
-                    "the guest wrote to the serial console after {:.1}s",
+                    "the guest wrote to the serial console after {:.1}s{chose}",
                     started.elapsed().as_secs_f64()
                 ),
                 first,
@@ -376,17 +561,21 @@ async fn boot_console(
     }
 }
 
-fn login_patterns() -> [Regex; 2] {
-    [autologin_pattern().clone(), login_prompt_pattern().clone()]
-}
-
 async fn boot_login(
     engine: &mut Engine,
     s: &mut Session,
     deadline: Instant,
     timeout: Duration,
 ) -> Result<Outcome, Outcome> {
-    let pats = login_patterns();
+    if s.contract.login == Login::None {
+        return Ok(Outcome::not_applicable(
+            "no login on this console: the profile says a shell is on it already (console.login.mode: none)",
+        ));
+    }
+    let pats = [
+        s.contract.prompts.autologin.clone(),
+        s.contract.prompts.login.clone(),
+    ];
     let started = Instant::now();
     let mut pokes = 0;
     loop {
@@ -394,7 +583,7 @@ async fn boot_login(
         let from = s.dialogue.console.cursor();
         match s.dialogue.expect(&pats, step).await {
             Ok(m) => {
-                // Leave the cursor at the prompt so boot.autologin reads what follows it.
+                // Leave the cursor at the prompt so the login reads what follows it.
                 s.dialogue
                     .console
                     .set_cursor(if m.pattern == 0 { m.start } else { m.end });
@@ -425,7 +614,7 @@ async fn boot_login(
                 if quiet_for >= LOGIN_POKE_AFTER && pokes < 3 {
                     pokes += 1;
                     engine.progress(
-                        "boot.login",
+                        &s.dialogue.current.clone(),
                         "console quiet: sending a newline to wake the getty",
                     );
                     s.dialogue.console.set_cursor(from);
@@ -460,30 +649,42 @@ fn line_around(text: &str, at: usize) -> String {
     text[start..end].trim().to_string()
 }
 
-async fn boot_autologin(
+/// The profile's login: an automatic login of its user, the user and password typed at the
+/// prompts, or none (a shell is on the console).
+async fn login(
     engine: &mut Engine,
     s: &mut Session,
     deadline: Instant,
+    timeout: Duration,
 ) -> Result<Outcome, Outcome> {
-    let expected = engine
-        .config
-        .profile
-        .vars
-        .get("user")
-        .cloned()
-        .unwrap_or_else(|| "nixos".into());
-    let auto = autologin_pattern().clone();
-    let login = login_prompt_pattern().clone();
+    match s.contract.login.clone() {
+        Login::Automatic { user } => autologin(engine, s, &user, deadline).await,
+        Login::Password { user, password } => {
+            let secret = s.login_password.clone().unwrap_or_default();
+            password_login(s, &user, &secret, &password.source(), deadline, timeout).await
+        }
+        Login::None => Ok(Outcome::not_applicable(
+            "no login: the profile says a shell is on the console (console.login.mode: none)",
+        )),
+    }
+}
+
+async fn autologin(
+    engine: &mut Engine,
+    s: &mut Session,
+    expected: &str,
+    deadline: Instant,
+) -> Result<Outcome, Outcome> {
+    let auto = s.contract.prompts.autologin.clone();
+    let login = s.contract.prompts.login.clone();
+    let id = s.dialogue.current.clone();
     // agetty may print "(automatic login)" in a later chunk than "login: ".
     let grace = (Instant::now() + AUTOLOGIN_GRACE).min(deadline);
     let m = match s.dialogue.expect(std::slice::from_ref(&auto), grace).await {
         Ok(m) => m,
         Err(WaitError::Timeout { .. }) => {
             // Poke once: a getty without autologin answers with another login prompt.
-            engine.progress(
-                "boot.autologin",
-                "no automatic login yet: sending a newline",
-            );
+            engine.progress(&id, "no automatic login yet: sending a newline");
             s.dialogue
                 .send_line("")
                 .await
@@ -500,20 +701,15 @@ async fn boot_autologin(
                         .dialogue
                         .console
                         .with_transcript(|t| line_around(t.text(), m.start));
-                    return Err(Outcome::fail(
-                        format!("the console shows a login prompt but nobody is logged in automatically (expected `{expected}`)"),
-                        line,
-                    ));
+                    return Err(verdicts::no_autologin(expected, line));
                 }
-                Err(WaitError::Timeout { tail, .. }) => {
-                    return Err(Outcome::timed_out(
-                        format!(
+                Err(WaitError::Timeout { tail, .. }) => return Err(Outcome::timed_out(
+                    format!(
                         "no automatic login after the login prompt; the console last showed: {}",
                         quote(&last_lines(&tail, 3))
                     ),
-                        last_lines(&tail, 5),
-                    ))
-                }
+                    last_lines(&tail, 5),
+                )),
                 Err(e) => {
                     return Err(wait_failure(
                         s,
@@ -535,15 +731,89 @@ async fn boot_autologin(
         .dialogue
         .console
         .with_transcript(|t| line_around(t.text(), m.start));
-    match autologin_user(&m.matched) {
-        Some(user) if user == expected => {
-            Ok(Outcome::pass(format!("automatic login of `{user}`"), line))
+    let user = m.get(1).unwrap_or_default().to_string();
+    let o = verdicts::autologin(&user, expected, line);
+    match o.status {
+        Status::Pass => Ok(o),
+        _ => Err(o),
+    }
+}
+
+/// Type the user name and the password at the getty's prompts, as a person would, and wait
+/// for a shell or the refusal. The password goes to the guest only: transcripts show
+/// `[secret]`.
+async fn password_login(
+    s: &mut Session,
+    user: &str,
+    password: &str,
+    source: &str,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Outcome, Outcome> {
+    let p = s.contract.prompts.clone();
+    s.dialogue
+        .send_line(user)
+        .await
+        .map_err(|e| Outcome::error(format!("cannot type the user name: {e:?}")))?;
+    let asked = s
+        .dialogue
+        .expect(
+            &[
+                p.password.clone(),
+                p.shell.clone(),
+                p.login_incorrect.clone(),
+            ],
+            deadline,
+        )
+        .await;
+    let asked = match asked {
+        Ok(m) => m,
+        Err(e) => {
+            return Err(wait_failure(
+                s,
+                e,
+                &format!("waiting for the password prompt after `{user}`"),
+                timeout,
+            )
+            .await)
         }
-        Some(user) => Err(Outcome::fail(
-            format!("automatic login of `{user}`, expected `{expected}`"),
-            line,
-        )),
-        None => Err(Outcome::error("autologin line without a user")),
+    };
+    let line_of = |s: &Session, at: usize| {
+        s.dialogue
+            .console
+            .with_transcript(|t| line_around(t.text(), at))
+    };
+    match asked.pattern {
+        1 => {
+            let mut o = verdicts::password_login(user, None);
+            o = o.with_warning(format!("`{user}` was logged in without a password prompt"));
+            return Ok(o);
+        }
+        2 => return Err(verdicts::login_refused(user, line_of(s, asked.start))),
+        _ => {}
+    }
+    s.dialogue
+        .console
+        .send_secret_line(password)
+        .await
+        .map_err(|e| Outcome::error(format!("cannot type the password: {e}")))?;
+    let answer = s
+        .dialogue
+        .expect(
+            &[p.shell.clone(), p.login_incorrect.clone(), p.login.clone()],
+            deadline,
+        )
+        .await;
+    match answer {
+        Ok(m) if m.pattern == 0 => Ok(verdicts::password_login(user, Some(source))),
+        Ok(m) => Err(verdicts::login_refused(user, line_of(s, m.start))),
+        Err(e) => Err(wait_failure(
+            s,
+            e,
+            &format!("waiting for a shell after logging in as `{user}`"),
+            timeout,
+        )
+        .await),
     }
 }
 
@@ -555,9 +825,13 @@ async fn shell_ready(
     deadline: Instant,
     timeout: Duration,
 ) -> Result<Outcome, Outcome> {
+    // POSIX sh (dash, busybox ash) as well as bash and zsh: options a shell lacks are tried
+    // in a subshell first, since a special builtin's error would abort the rest of the line.
     let setup = "export TERM=dumb PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0 LESS=FRX GIT_PAGER=cat; \
-                 unset PROMPT_COMMAND; PS1='$ '; PS2='> '; bind 'set enable-bracketed-paste off' 2>/dev/null; \
-                 set +o emacs +o vi; \
+                 unset PROMPT_COMMAND; PS1='$ '; PS2='> '; \
+                 (bind 'set enable-bracketed-paste off') >/dev/null 2>&1 && bind 'set enable-bracketed-paste off'; \
+                 (set +o emacs) 2>/dev/null && set +o emacs; (set +o vi) 2>/dev/null && set +o vi; \
+                 (unsetopt zle) 2>/dev/null && unsetopt zle prompt_cr prompt_sp; \
                  printf '\\033[?2004l'; stty cols 250 -echoctl 2>/dev/null; true";
     let mut attempts = 0;
     loop {
@@ -615,7 +889,7 @@ async fn shell_ready(
             }
             Err(WaitError::Timeout { .. }) if Instant::now() < deadline && attempts < 4 => {
                 engine.progress(
-                    "shell.ready",
+                    &s.dialogue.current.clone(),
                     &format!("no answer yet (try {attempts}); retrying"),
                 );
             }
@@ -648,7 +922,7 @@ async fn probe(
         let text = run.output.text();
         match judge.judge(&text, run.output.exit_code) {
             ProbeVerdict::Pass { evidence } => {
-                if def.id == "shell.root" {
+                if judge.grants_root {
                     s.root = true;
                     // Kernel messages down to errors only: keeps chatter out of command
                     // output, and lets the panic and CPU-stall reports through.

@@ -20,14 +20,23 @@ pub fn qemu(engine: &mut Engine) -> Outcome {
 
 pub fn qemu_devices(engine: &mut Engine) -> Outcome {
     let m = &engine.config.profile.machine;
-    let wanted = required_devices(m);
+    let wanted = required_devices(m, &engine.config.contract.port);
+    let firmware = match crate::qemu::firmware::uefi_files(m) {
+        Ok(Some(f)) => format!(
+            "; UEFI firmware {} and {}",
+            f.code.display(),
+            f.vars.display()
+        ),
+        Ok(None) => String::new(),
+        Err(e) => return Outcome::fail(e, ""),
+    };
     match probe::devices(&m.qemu) {
         Err(e) => Outcome::fail(format!("{e} — {QEMU_HINT}"), ""),
         Ok(offered) => {
             let missing: Vec<&String> = wanted.iter().filter(|w| !offered.contains(w)).collect();
             if missing.is_empty() {
                 Outcome::pass(
-                    format!("{} offers {}", m.qemu, wanted.join(", ")),
+                    format!("{} offers {}{firmware}", m.qemu, wanted.join(", ")),
                     wanted.join(" "),
                 )
             } else {

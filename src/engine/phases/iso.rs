@@ -1,9 +1,14 @@
 //! ISO phase: find the image, check it is a bootable ISO 9660 with an El Torito catalog, and
-//! read its boot configs (without mounting) to see whether the kernel will talk on ttyS0.
+//! read its boot configs (without mounting) to see which entry the profile boots and whether
+//! the kernel will talk on the profile's console port.
 
+use crate::config::contract::{EntryChoice, IsoConsolePolicy};
+use crate::config::profile::Firmware;
 use crate::engine::Engine;
 use crate::model::{IsoInfo, Outcome};
-use bootaudit_iso::{boot_configs, console, ConsoleStatus, IsoImage};
+use bootaudit_iso::{
+    boot_configs, console, BootConfigScan, BootEntry, ConfigKind, ConsoleStatus, IsoImage,
+};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -217,7 +222,20 @@ pub fn bootable(engine: &mut Engine) -> Outcome {
     };
     match image.boot_catalog() {
         Ok(Some(cat)) => {
-            let entries: Vec<String> = cat.entries.iter().map(|e| format!("{e:?}")).collect();
+            let entries: Vec<String> = cat
+                .entries
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{:?}: {} ({} media, sector {}){}",
+                        e.platform,
+                        e.image_path.as_deref().unwrap_or("boot image"),
+                        e.media,
+                        e.load_rba,
+                        if e.bootable { "" } else { ", not bootable" }
+                    )
+                })
+                .collect();
             let kinds = match (cat.has_bios(), cat.has_uefi()) {
                 (true, true) => "BIOS and UEFI",
                 (true, false) => "BIOS only",
@@ -233,17 +251,34 @@ pub fn bootable(engine: &mut Engine) -> Outcome {
                     entries.join("; "),
                 );
             }
-            let mut o = Outcome::pass(
+            let o = Outcome::pass(
                 format!(
                     "ISO 9660 volume `{}` with El Torito boot entries: {kinds}",
                     image.volume_id()
                 ),
                 entries.join("; "),
             );
-            if !cat.has_bios() {
-                o = o.with_warning(
-                    "no BIOS boot entry: the profile's QEMU machine boots with SeaBIOS (BIOS)",
-                );
+            let firmware = engine.config.profile.machine.firmware;
+            match firmware {
+                Firmware::Bios if !cat.has_bios() => {
+                    return Outcome::fail(
+                        format!(
+                            "volume `{}` has no BIOS boot entry (UEFI only), and the profile boots with SeaBIOS — set `machine: firmware: uefi`",
+                            image.volume_id()
+                        ),
+                        entries.join("; "),
+                    )
+                }
+                Firmware::Uefi if !cat.has_uefi() => {
+                    return Outcome::fail(
+                        format!(
+                            "volume `{}` has no UEFI boot entry (BIOS only), and the profile boots with UEFI — set `machine: firmware: bios`, or add an EFI boot image (xorriso -eltorito-alt-boot -e …)",
+                            image.volume_id()
+                        ),
+                        entries.join("; "),
+                    )
+                }
+                _ => {}
             }
             o
         }
@@ -259,45 +294,226 @@ pub fn bootable(engine: &mut Engine) -> Outcome {
     }
 }
 
+/// The entry a boot will start, found in the configs the firmware reads.
+#[derive(Debug, Clone)]
+pub struct ChosenEntry {
+    pub entry: BootEntry,
+    pub kind: ConfigKind,
+    /// It is what the loader boots without a key press.
+    pub is_default: bool,
+    /// Where the loader's menu starts: the default entry's position.
+    pub default_path: Vec<usize>,
+}
+
+/// The configs the firmware's loader reads, main config first: ISOLINUX (else GRUB for BIOS)
+/// under SeaBIOS; GRUB's EFI config, then systemd-boot, under OVMF. `loopback.cfg` is for
+/// loop-mounting the ISO from another GRUB: no firmware reads it.
+fn loader_configs(scan: &BootConfigScan, firmware: Firmware) -> Vec<&bootaudit_iso::BootConfig> {
+    let lower = |c: &&bootaudit_iso::BootConfig| c.path.to_lowercase();
+    let grub = |c: &&bootaudit_iso::BootConfig| {
+        c.kind == ConfigKind::Grub && !lower(c).ends_with("loopback.cfg")
+    };
+    let efi = |c: &&bootaudit_iso::BootConfig| lower(c).starts_with("efi/");
+    let mut picked: Vec<&bootaudit_iso::BootConfig> = match firmware {
+        Firmware::Bios => {
+            let sys: Vec<_> = scan
+                .configs
+                .iter()
+                .filter(|c| c.kind == ConfigKind::Syslinux)
+                .collect();
+            if sys.is_empty() {
+                scan.configs.iter().filter(|c| grub(c) && !efi(c)).collect()
+            } else {
+                sys
+            }
+        }
+        Firmware::Uefi => {
+            let mut v: Vec<_> = scan.configs.iter().filter(|c| grub(c) && efi(c)).collect();
+            v.extend(scan.configs.iter().filter(|c| grub(c) && !efi(c)));
+            v.extend(
+                scan.configs
+                    .iter()
+                    .filter(|c| c.kind == ConfigKind::SystemdBoot),
+            );
+            v
+        }
+    };
+    if picked.is_empty() {
+        picked = scan.configs.iter().collect();
+    }
+    picked
+}
+
+/// The entry the profile boots: its default, or the first whose label (or name) matches.
+/// Pure: tested on parsed configs.
+pub fn choose_entry(
+    scan: &BootConfigScan,
+    firmware: Firmware,
+    choice: &EntryChoice,
+) -> Result<ChosenEntry, String> {
+    let configs = loader_configs(scan, firmware);
+    let entries: Vec<(&BootEntry, ConfigKind)> = configs
+        .iter()
+        .flat_map(|c| c.entries.iter().map(move |e| (e, c.kind)))
+        .collect();
+    let main = configs.first();
+    let default = main.and_then(|c| {
+        let named = c.default.as_deref();
+        let in_main = |e: &&BootEntry| e.config == c.path;
+        let by_name = named.and_then(|d| {
+            entries.iter().find(|(e, _)| {
+                e.name.eq_ignore_ascii_case(d) || (c.kind == ConfigKind::Grub && e.label == d)
+            })
+        });
+        let by_index = named.and_then(|d| d.parse::<usize>().ok()).and_then(|n| {
+            entries
+                .iter()
+                .find(|(e, _)| in_main(e) && e.menu_path == [n])
+        });
+        by_name
+            .or(by_index)
+            .or_else(|| entries.iter().find(|(e, _)| in_main(e)))
+            .or(entries.first())
+            .map(|(e, _)| (*e).clone())
+    });
+    let loader = match firmware {
+        Firmware::Bios => "BIOS",
+        Firmware::Uefi => "UEFI",
+    };
+    let shown = |es: &[(&BootEntry, ConfigKind)]| {
+        es.iter()
+            .map(|(e, _)| format!("'{}'", e.label))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (entry, kind) = match choice {
+        EntryChoice::Default => {
+            let e = default.clone().ok_or_else(|| {
+                format!("the image's {loader} boot configs have no Linux entry to boot")
+            })?;
+            let kind = entries
+                .iter()
+                .find(|(x, _)| **x == e)
+                .map_or(ConfigKind::Syslinux, |(_, k)| *k);
+            (e, kind)
+        }
+        EntryChoice::Label(re) => entries
+            .iter()
+            .find(|(e, _)| re.is_match(&e.label) || re.is_match(&e.name))
+            .map(|(e, k)| ((*e).clone(), *k))
+            .ok_or_else(|| {
+                format!(
+                    "no {loader} boot entry's label matches /{}/ (entries: {}) — fix `boot.entry` in the profile",
+                    re.as_str(),
+                    if entries.is_empty() { "none".to_string() } else { shown(&entries) }
+                )
+            })?,
+    };
+    let is_default = default.as_ref() == Some(&entry);
+    Ok(ChosenEntry {
+        entry,
+        kind,
+        is_default,
+        default_path: default.map(|d| d.menu_path).unwrap_or_default(),
+    })
+}
+
+/// Scan the image's boot configs.
+fn scan(engine: &Engine) -> Result<BootConfigScan, Outcome> {
+    let image = open_image(engine)?;
+    boot_configs(&image).map_err(|e| Outcome::fail(format!("cannot read boot configs: {e}"), ""))
+}
+
+/// The entry the boot starts: iso.console's choice, else made now (iso.console was skipped).
+pub fn chosen_entry(engine: &mut Engine) -> Result<ChosenEntry, Outcome> {
+    if let Some(c) = &engine.facts.boot_entry {
+        return Ok(c.clone());
+    }
+    let scan = scan(engine)?;
+    let c = choose_entry(
+        &scan,
+        engine.config.profile.machine.firmware,
+        &engine.config.contract.boot.entry,
+    )
+    .map_err(|e| Outcome::fail(e, ""))?;
+    engine.facts.boot_entry = Some(c.clone());
+    Ok(c)
+}
+
 pub fn console(engine: &mut Engine) -> Outcome {
-    let image = match open_image(engine) {
-        Ok(i) => i,
+    let scan = match scan(engine) {
+        Ok(s) => s,
         Err(o) => return o,
     };
-    let scan = match boot_configs(&image) {
-        Ok(s) => s,
-        Err(e) => return Outcome::fail(format!("cannot read boot configs: {e}"), ""),
-    };
+    let port = engine.config.contract.port.device();
+    let policy = engine.config.contract.boot.iso_console;
+    let chosen = choose_entry(
+        &scan,
+        engine.config.profile.machine.firmware,
+        &engine.config.contract.boot.entry,
+    );
+    if let Ok(c) = &chosen {
+        engine.facts.boot_entry = Some(c.clone());
+    }
     let entries = scan.entries();
-    let verdict = console::judge(&entries);
     let per_entry: Vec<String> = entries
         .iter()
         .map(|e| {
+            let booted = match &chosen {
+                Ok(c) if c.entry == *e => " [booted]",
+                _ => "",
+            };
             format!(
-                "{}:{} '{}': {}",
+                "{}:{} '{}'{booted}: {}",
                 e.config, e.cmdline_line, e.label, e.cmdline
             )
         })
         .collect();
     let evidence = per_entry.join("\n");
     let configs: Vec<&str> = scan.configs.iter().map(|c| c.path.as_str()).collect();
+    let (judged, scope) = match policy {
+        IsoConsolePolicy::EveryEntry => (entries.clone(), "kernel command lines".to_string()),
+        IsoConsolePolicy::BootedEntry => match &chosen {
+            Ok(c) => (
+                vec![c.entry.clone()],
+                format!("booted entry '{}'", c.entry.label),
+            ),
+            Err(e) => return Outcome::fail(e.clone(), evidence),
+        },
+    };
+    let verdict = console::judge(&judged, &port);
     let mut outcome = match verdict.status {
         ConsoleStatus::Pass => Outcome::pass(
-            format!("all {} kernel command lines in {} send the console to ttyS0", verdict.checked, configs.join(", ")),
+            match policy {
+                IsoConsolePolicy::EveryEntry => format!(
+                    "all {} kernel command lines in {} send the console to {port}",
+                    verdict.checked,
+                    configs.join(", ")
+                ),
+                IsoConsolePolicy::BootedEntry => {
+                    format!("the {scope} sends the console to {port}")
+                }
+            },
             evidence,
         ),
         ConsoleStatus::Fail => Outcome::fail(
-            format!(
-                "{} of {} boot entries do not send the console to ttyS0: {}",
-                verdict.failures.len(),
-                verdict.checked,
-                verdict.failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; ")
-            ),
+            match policy {
+                IsoConsolePolicy::EveryEntry => format!(
+                    "{} of {} boot entries do not send the console to {port}: {}",
+                    verdict.failures.len(),
+                    verdict.checked,
+                    verdict.failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; ")
+                ),
+                IsoConsolePolicy::BootedEntry => format!(
+                    "the {scope} does not send the console to {port}: {}",
+                    verdict.failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; ")
+                ),
+            },
             evidence,
         ),
         ConsoleStatus::NoEntries => Outcome::fail(
             format!(
-                "found no Linux boot entry in the image's boot configs ({}) — nothing shows the kernel will use ttyS0",
+                "found no Linux boot entry in the image's boot configs ({}) — nothing shows the kernel will use {port}",
                 if configs.is_empty() { "none found".to_string() } else { configs.join(", ") }
             ),
             scan.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>().join("\n"),
@@ -306,5 +522,78 @@ pub fn console(engine: &mut Engine) -> Outcome {
     for w in &verdict.warnings {
         outcome = outcome.with_warning(w.to_string());
     }
+    if policy == IsoConsolePolicy::BootedEntry {
+        // The other entries' findings stay in the report, as warnings.
+        let others: Vec<BootEntry> = entries
+            .iter()
+            .filter(|e| judged.first() != Some(*e))
+            .cloned()
+            .collect();
+        let v = console::judge(&others, &port);
+        for f in v.failures.iter().chain(&v.warnings) {
+            outcome = outcome.with_warning(format!("not booted: {f}"));
+        }
+    }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bootaudit_iso::{parse_config, BootConfig};
+
+    fn config(kind: ConfigKind, path: &str, text: &str) -> BootConfig {
+        let p = parse_config(kind, path, text);
+        BootConfig {
+            path: path.into(),
+            kind,
+            default: p.default,
+            entries: p.entries,
+            skipped: p.skipped,
+        }
+    }
+
+    /// The stock NixOS installer's layout: the serial console is the second entry.
+    fn installer() -> BootConfigScan {
+        BootConfigScan {
+            configs: vec![
+                config(
+                    ConfigKind::Grub,
+                    "EFI/BOOT/grub.cfg",
+                    "set default=0\nmenuentry 'NixOS' { linux /boot/bzImage console=tty0\n initrd /boot/initrd }\nsubmenu 'More' {\n menuentry 'NixOS (serial console=ttyS0,115200n8)' { linux /boot/bzImage console=ttyS0,115200n8\n initrd /boot/initrd }\n}\n",
+                ),
+                config(
+                    ConfigKind::Syslinux,
+                    "isolinux/isolinux.cfg",
+                    "SERIAL 0 115200\nDEFAULT boot\nLABEL memtest\n  KERNEL /boot/memtest.bin\nLABEL boot\n  MENU LABEL NixOS\n  LINUX /boot/bzImage\n  APPEND console=tty0\n  INITRD /boot/initrd\nLABEL boot-serial\n  MENU LABEL NixOS (serial console=ttyS0,115200n8)\n  LINUX /boot/bzImage\n  APPEND console=ttyS0,115200n8\n  INITRD /boot/initrd\n",
+                ),
+            ],
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn the_default_is_what_the_loader_boots() {
+        let c = choose_entry(&installer(), Firmware::Bios, &EntryChoice::Default).unwrap();
+        assert_eq!(c.entry.label, "NixOS");
+        assert_eq!(c.entry.menu_path, [1], "the memtest label is item 0");
+        assert!(c.is_default && c.kind == ConfigKind::Syslinux);
+        let c = choose_entry(&installer(), Firmware::Uefi, &EntryChoice::Default).unwrap();
+        assert_eq!(c.entry.config, "EFI/BOOT/grub.cfg");
+        assert_eq!(c.entry.menu_path, [0]);
+    }
+
+    #[test]
+    fn a_label_chooses_among_the_firmwares_entries() {
+        let serial = EntryChoice::Label(regex::Regex::new("serial console=ttyS0").unwrap());
+        let c = choose_entry(&installer(), Firmware::Bios, &serial).unwrap();
+        assert_eq!(c.entry.name, "boot-serial");
+        assert_eq!(c.entry.menu_path, [2]);
+        assert!(!c.is_default);
+        let c = choose_entry(&installer(), Firmware::Uefi, &serial).unwrap();
+        assert_eq!(c.entry.menu_path, [1, 0], "inside the submenu");
+        let none = EntryChoice::Label(regex::Regex::new("rescue").unwrap());
+        let e = choose_entry(&installer(), Firmware::Bios, &none).unwrap_err();
+        assert!(e.contains("'NixOS'") && e.contains("boot.entry"), "{e}");
+    }
 }

@@ -130,6 +130,9 @@ pub async fn qemu_start(engine: &mut Engine) -> Outcome {
         qmp_socket: &ws.qmp_socket,
         paused: true,
         tap_ifname: None,
+        console_port: engine.config.contract.port.clone(),
+        uefi: ws.uefi.as_ref(),
+        direct: None,
     };
     let argv = match args::build(&launch) {
         Ok(a) => a,

@@ -180,7 +180,8 @@ fn lex(text: &str, path: &str, warnings: &mut Vec<ConfigWarning>) -> Vec<Tok> {
 /// An open `{ … }` block.
 enum Block {
     Menu(MenuEntry),
-    /// `submenu` or any other braced block (`function`).
+    Submenu,
+    /// Any other braced block (`function`, `if` bodies do not brace).
     Other,
 }
 
@@ -193,6 +194,7 @@ struct Linux {
 struct MenuEntry {
     line: usize,
     title: String,
+    menu_path: Vec<usize>,
     linux: Vec<Linux>,
     initrd: Vec<String>,
     other: Option<String>,
@@ -228,22 +230,46 @@ pub(super) fn parse(path: &str, text: &str) -> ParsedConfig {
     let mut stack: Vec<Block> = Vec::new();
     let mut cmd: Vec<(String, usize, bool)> = Vec::new();
     let mut top_level: Option<MenuEntry> = None;
+    // Items shown so far in each open menu level, and the open submenus' positions.
+    let mut shown: Vec<usize> = vec![0];
+    let mut submenus: Vec<usize> = Vec::new();
 
     for tok in toks.into_iter().chain(std::iter::once(Tok::Sep)) {
         match tok {
             Tok::Word(w, line, false) if w == "{" => {
                 let header = std::mem::take(&mut cmd);
                 let name = header.first().map(|h| h.0.as_str()).unwrap_or("");
-                stack.push(if name == "menuentry" || name == "hiddenentry" {
-                    Block::Menu(MenuEntry {
-                        line: header.first().map(|h| h.1).unwrap_or(line),
-                        title: title_of(&header),
-                        linux: Vec::new(),
-                        initrd: Vec::new(),
-                        other: None,
-                    })
-                } else {
-                    Block::Other
+                let mut next_item = || {
+                    let level = shown.last_mut().expect("the top level is never closed");
+                    *level += 1;
+                    *level - 1
+                };
+                stack.push(match name {
+                    "menuentry" | "hiddenentry" => {
+                        // A hidden entry is not in the menu: it has no position.
+                        let menu_path = match name {
+                            "menuentry" => {
+                                let at = next_item();
+                                submenus.iter().copied().chain([at]).collect()
+                            }
+                            _ => Vec::new(),
+                        };
+                        Block::Menu(MenuEntry {
+                            line: header.first().map(|h| h.1).unwrap_or(line),
+                            title: title_of(&header),
+                            menu_path,
+                            linux: Vec::new(),
+                            initrd: Vec::new(),
+                            other: None,
+                        })
+                    }
+                    "submenu" => {
+                        let at = next_item();
+                        submenus.push(at);
+                        shown.push(0);
+                        Block::Submenu
+                    }
+                    _ => Block::Other,
                 });
             }
             Tok::Word(w, line, false) if w == "}" => {
@@ -251,6 +277,10 @@ pub(super) fn parse(path: &str, text: &str) -> ParsedConfig {
                 command(&c, &mut stack, &mut top_level, &mut out);
                 match stack.pop() {
                     Some(Block::Menu(m)) => finish(path, m, &mut out),
+                    Some(Block::Submenu) => {
+                        submenus.pop();
+                        shown.pop();
+                    }
                     Some(Block::Other) => {}
                     None => out.warnings.push(ConfigWarning {
                         config: path.to_string(),
@@ -306,11 +336,17 @@ fn command(
         return;
     };
     let args: Vec<String> = words[1..].iter().map(|w| w.0.clone()).collect();
+    let at_top = stack.is_empty();
     let menu = stack.iter_mut().rev().find_map(|b| match b {
         Block::Menu(m) => Some(m),
-        Block::Other => None,
+        Block::Submenu | Block::Other => None,
     });
     match name.as_str() {
+        "set" if at_top => {
+            if let Some(v) = args.first().and_then(|a| a.strip_prefix("default=")) {
+                out.default = Some(v.trim_matches(['"', '\'']).to_string());
+            }
+        }
         "source" | "configfile" => {
             if let Some(target) = args.first() {
                 if !target.contains('$') {
@@ -324,6 +360,7 @@ fn command(
                 None => top_level.get_or_insert_with(|| MenuEntry {
                     line: *line,
                     title: "(outside any menuentry)".into(),
+                    menu_path: Vec::new(),
                     linux: Vec::new(),
                     initrd: Vec::new(),
                     other: None,
@@ -379,6 +416,8 @@ fn finish(path: &str, m: MenuEntry, out: &mut ParsedConfig) {
             config: path.to_string(),
             line: m.line,
             label: m.title.clone(),
+            name: m.title.clone(),
+            menu_path: m.menu_path.clone(),
             kernel: l.kernel.clone(),
             initrd: m.initrd.clone(),
             cmdline: l.args.join(" "),

@@ -41,6 +41,12 @@ pub struct BootEntry {
     pub line: usize,
     /// `MENU LABEL` (else `LABEL`), the menuentry title, or the systemd-boot `title`.
     pub label: String,
+    /// What the loader calls it: the syslinux `LABEL` (typed at its `boot:` prompt), the
+    /// menuentry title, the systemd-boot entry file's name.
+    pub name: String,
+    /// Where the menu shows it: its position among the items of its menu, after the positions
+    /// of the submenus that hold it (GRUB `submenu`); counted from 0, every item counted.
+    pub menu_path: Vec<usize>,
     /// Kernel path as written.
     pub kernel: String,
     /// Initrd paths as written (`INITRD`, `initrd=` in APPEND, GRUB `initrd`, BLS `initrd`).
@@ -84,6 +90,9 @@ impl std::fmt::Display for ConfigWarning {
 pub struct BootConfig {
     pub path: String,
     pub kind: ConfigKind,
+    /// The default entry as the config names it: syslinux `DEFAULT`/`MENU DEFAULT` (a label),
+    /// GRUB `set default=` (an index or a title).
+    pub default: Option<String>,
     pub entries: Vec<BootEntry>,
     pub skipped: Vec<SkippedEntry>,
 }
@@ -116,6 +125,8 @@ impl BootConfigScan {
 /// What a single-file parser returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ParsedConfig {
+    /// See [`BootConfig::default`].
+    pub default: Option<String>,
     pub entries: Vec<BootEntry>,
     pub skipped: Vec<SkippedEntry>,
     /// Other config files this one pulls in: (line, path as written).
@@ -216,6 +227,7 @@ pub fn boot_configs(image: &IsoImage) -> Result<BootConfigScan, IsoError> {
         scan.configs.push(BootConfig {
             path,
             kind,
+            default: parsed.default,
             entries: parsed.entries,
             skipped: parsed.skipped,
         });

@@ -37,7 +37,9 @@ pub(super) fn parse(path: &str, text: &str) -> ParsedConfig {
         .unwrap_or(path)
         .trim_end_matches(".conf")
         .to_string();
-    let (label, line) = title.filter(|(t, _)| !t.is_empty()).unwrap_or((stem, 1));
+    let (label, line) = title
+        .filter(|(t, _)| !t.is_empty())
+        .unwrap_or((stem.clone(), 1));
     let Some((kernel, linux_line)) = linux else {
         out.skipped.push(SkippedEntry {
             config: path.to_string(),
@@ -64,6 +66,9 @@ pub(super) fn parse(path: &str, text: &str) -> ParsedConfig {
         config: path.to_string(),
         line,
         label,
+        name: stem,
+        // systemd-boot sorts its entries itself: the position is not known from one file.
+        menu_path: Vec::new(),
         kernel,
         initrd,
         cmdline: options

@@ -20,6 +20,8 @@ struct Label {
     initrd: Vec<String>,
     localboot: bool,
     config: Option<String>,
+    /// Its position in the menu.
+    index: usize,
 }
 
 fn split_word(s: &str) -> (&str, &str) {
@@ -56,8 +58,15 @@ pub(super) fn parse(path: &str, text: &str) -> ParsedConfig {
                 current = Some(Label {
                     line: lineno,
                     name: rest.to_string(),
+                    index: labels.len(),
                     ..Label::default()
                 });
+            }
+            "default" if current.is_none() => {
+                let (label, _) = split_word(rest);
+                if !label.is_empty() && out.default.is_none() {
+                    out.default = Some(label.to_string());
+                }
             }
             "menu" => {
                 let (sub, rest2) = split_word(rest);
@@ -65,6 +74,12 @@ pub(super) fn parse(path: &str, text: &str) -> ParsedConfig {
                     "label" => {
                         if let Some(l) = current.as_mut() {
                             l.menu_label = Some(rest2.replace('^', ""));
+                        }
+                    }
+                    // `MENU DEFAULT` inside a label outranks the global `DEFAULT`.
+                    "default" => {
+                        if let Some(l) = current.as_ref() {
+                            out.default = Some(l.name.clone());
                         }
                     }
                     "include" => {
@@ -184,6 +199,8 @@ pub(super) fn parse(path: &str, text: &str) -> ParsedConfig {
             config: path.to_string(),
             line: l.line,
             label,
+            name: l.name.clone(),
+            menu_path: vec![l.index],
             kernel,
             initrd,
             cmdline,
