@@ -74,8 +74,8 @@ fn point_latest(out: &Path) {
 }
 
 /// Load the profile or explain why not (exit 2).
-pub fn load_config(profile: &str) -> Result<crate::config::Config, i32> {
-    crate::config::load(profile).map_err(|e| {
+pub fn load_config(profile: &str, vars: &[(String, String)]) -> Result<crate::config::Config, i32> {
+    crate::config::load_with_vars(profile, vars).map_err(|e| {
         eprintln!("bootaudit: {e}");
         exit_codes::USAGE
     })
@@ -106,7 +106,7 @@ pub fn reporters(
 }
 
 async fn audit(common: CommonArgs, scope: Scope, iso: Option<PathBuf>) -> i32 {
-    let config = match load_config(&common.profile) {
+    let config = match load_config(&common.profile, &common.vars) {
         Ok(c) => c,
         Err(code) => return code,
     };

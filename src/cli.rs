@@ -55,9 +55,12 @@ pub enum Format {
 
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
-    /// Profile: an embedded name or a YAML file.
+    /// Profile: an embedded name (pre-nixos, generic, nixos-installer) or a YAML file.
     #[arg(long, default_value = "pre-nixos")]
     pub profile: String,
+    /// Set one of the profile's vars (repeatable), e.g. --var user=admin.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
     /// Report folder (default: audit-reports/<UTC time>-<image name>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -111,10 +114,21 @@ pub struct ReplayArgs {
 pub struct ListArgs {
     /// Show how these conditions are checked (command, patterns, waits, replay forms).
     pub ids: Vec<String>,
+    /// Profile: an embedded name (pre-nixos, generic, nixos-installer) or a YAML file.
     #[arg(long, default_value = "pre-nixos")]
     pub profile: String,
+    /// Set one of the profile's vars (repeatable), e.g. --var user=admin.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("`{s}`: write NAME=VALUE")),
+    }
 }
 
 fn parse_scale(s: &str) -> Result<f64, String> {

@@ -8,7 +8,7 @@ use crate::exit_codes;
 use serde_json::{json, Value};
 
 pub fn run(args: ListArgs) -> i32 {
-    let config = match crate::app::load_config(&args.profile) {
+    let config = match crate::app::load_config(&args.profile, &args.vars) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -89,6 +89,25 @@ pub struct Contract {
     pub boot: BootChoice,
 }
 
+impl Contract {
+    /// Password files named relative to the profile are read from the profile's folder.
+    pub fn relative_to(&mut self, dir: &std::path::Path) {
+        let fix = |s: &mut Secret| {
+            if let Secret::File(p) = s {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
+        };
+        if let Login::Password { password, .. } = &mut self.login {
+            fix(password);
+        }
+        if let Escalation::Su { password } = &mut self.root {
+            fix(password);
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsolePort {
     /// The n-th 16550 UART (`ttyS<n>`).
@@ -383,26 +402,27 @@ pub fn resolve(
     boot: &BootSrc,
     vars: &BTreeMap<String, String>,
 ) -> Result<Contract, ContractError> {
-    let port =
-        match &console.port {
-            None => ConsolePort::Serial(0),
-            Some(raw) => {
-                let v = text("console.port", raw, vars)?;
-                match v.as_str() {
-                    "hvc0" => ConsolePort::Virtio,
-                    _ => match v.strip_prefix("ttyS").and_then(|n| n.parse::<u8>().ok()) {
-                        Some(n) if n <= 3 => ConsolePort::Serial(n),
-                        _ => return Err(err(
+    let port = match &console.port {
+        None => ConsolePort::Serial(0),
+        Some(raw) => {
+            let v = text("console.port", raw, vars)?;
+            match v.as_str() {
+                "hvc0" => ConsolePort::Virtio,
+                _ => match v.strip_prefix("ttyS").and_then(|n| n.parse::<u8>().ok()) {
+                    Some(n) if n <= 3 => ConsolePort::Serial(n),
+                    _ => {
+                        return Err(err(
                             "console.port",
                             raw,
                             format!(
                                 "`console.port` is `{v}`: write ttyS0, ttyS1, ttyS2, ttyS3 or hvc0"
                             ),
-                        )),
-                    },
-                }
+                        ))
+                    }
+                },
             }
-        };
+        }
+    };
     #[derive(Clone, Copy)]
     enum Mode {
         Auto,

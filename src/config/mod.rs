@@ -223,8 +223,11 @@ pub fn load_with_vars(
         }
         profile.vars.insert(name.clone(), value.clone());
     }
-    let contract = contract::resolve(&profile.console, &profile.boot, &profile.vars)
+    let mut contract = contract::resolve(&profile.console, &profile.boot, &profile.vars)
         .map_err(|e| source.error_at(&e.value, e.message))?;
+    if let Some(dir) = &source.dir {
+        contract.relative_to(dir);
+    }
     let mut conditions = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
     for reference in &profile.checks {

@@ -61,7 +61,7 @@ use std::path::{Path, PathBuf};
 
 pub async fn run(args: ReplayArgs) -> i32 {
     let common = args.common;
-    let config = match crate::app::load_config(&common.profile) {
+    let config = match crate::app::load_config(&common.profile, &common.vars) {
         Ok(c) => c,
         Err(code) => return code,
     };

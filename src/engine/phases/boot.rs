@@ -703,13 +703,15 @@ async fn autologin(
                         .with_transcript(|t| line_around(t.text(), m.start));
                     return Err(verdicts::no_autologin(expected, line));
                 }
-                Err(WaitError::Timeout { tail, .. }) => return Err(Outcome::timed_out(
-                    format!(
+                Err(WaitError::Timeout { tail, .. }) => {
+                    return Err(Outcome::timed_out(
+                        format!(
                         "no automatic login after the login prompt; the console last showed: {}",
                         quote(&last_lines(&tail, 3))
                     ),
-                    last_lines(&tail, 5),
-                )),
+                        last_lines(&tail, 5),
+                    ))
+                }
                 Err(e) => {
                     return Err(wait_failure(
                         s,
