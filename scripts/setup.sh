@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what bootaudit and its tests need on a Debian machine (run as root, or it uses sudo):
-# QEMU's x86 system emulator, xorriso (the tests build ISOs), and the image tooling that
+# QEMU's x86 system emulator, OVMF (UEFI boots), xorriso (the tests build ISOs), and the image tooling that
 # fixtures/build-images.sh uses. Idempotent: installs only what is missing.
 #
 # On Debian 12 QEMU comes from bookworm-backports: the machines we run on carry qemu-utils 10
@@ -14,7 +14,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 packages=(qemu-system-x86 qemu-utils xorriso debootstrap squashfs-tools isolinux syslinux-common
-          grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools util-linux)
+          grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools util-linux ovmf)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -122,6 +122,12 @@ async fn audit(common: CommonArgs, scope: Scope, iso: Option<PathBuf>) -> i32 {
         eprintln!("bootaudit: {e}");
         return exit_codes::USAGE;
     }
+    if scope == Scope::Full {
+        if let Err(e) = config.contract.check_secrets() {
+            eprintln!("bootaudit: {}: {e}", config.profile_source.name);
+            return exit_codes::USAGE;
+        }
+    }
     let cancel = Cancel::new();
     let (out_dir, reporters) = match reporters(common.out.clone(), &name, true) {
         Ok(r) => r,

@@ -44,13 +44,46 @@ pub fn run(args: ListArgs) -> i32 {
     exit_codes::PASS
 }
 
+/// The profile's console contract in one line.
+pub fn contract_line(config: &Config) -> String {
+    use crate::config::contract::{BootMode, EntryChoice, IsoConsolePolicy, Login};
+    let c = &config.contract;
+    let login = match &c.login {
+        Login::Automatic { user } => format!("autologin of `{user}`"),
+        Login::Password { user, password } => {
+            format!("`{user}` with the password from {}", password.source())
+        }
+        Login::None => "none (a shell is on the console)".into(),
+    };
+    let entry = match &c.boot.entry {
+        EntryChoice::Default => "the default entry".to_string(),
+        EntryChoice::Label(re) => format!("the entry /{}/", re.as_str()),
+    };
+    let how = match c.boot.mode {
+        BootMode::Menu => "through the boot menu",
+        BootMode::Direct => "directly (kernel and initrd from the ISO)",
+    };
+    let policy = match c.boot.iso_console {
+        IsoConsolePolicy::EveryEntry => "every entry",
+        IsoConsolePolicy::BootedEntry => "the booted entry",
+    };
+    format!(
+        "console {} · login: {login} · root: {} · boots {entry} {how} ({}) · {policy} must use {}",
+        c.port.device(),
+        c.root.name(),
+        config.profile.machine.firmware.as_str(),
+        c.port.device()
+    )
+}
+
 fn table(config: &Config) -> String {
     let p = &config.profile;
     let mut text = format!(
-        "profile {} ({}), catalogs: {}\n",
+        "profile {} ({}), catalogs: {}\n{}\n",
         p.name,
         config.profile_source.name,
-        p.checks.join(", ")
+        p.checks.join(", "),
+        contract_line(config)
     );
     for c in &config.conditions {
         let mark = if !config.profile_selects(&c.id) {

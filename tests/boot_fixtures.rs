@@ -156,12 +156,19 @@ fn audit(variant: &str, extra: &[&str]) -> Run {
     run
 }
 
+/// The test images' passwords, where fixtures/profiles/ take them from the environment.
+const FIXTURE_PASSWORDS: &[(&str, &str)] = &[
+    ("BOOTAUDIT_OPERATOR_PASSWORD", "bootaudit-operator"),
+    ("BOOTAUDIT_ROOT_PASSWORD", "bootaudit-root"),
+];
+
 fn audit_once(variant: &str, extra: &[&str]) -> Run {
     let iso = image(variant);
     let out = tempfile::tempdir().unwrap();
     let mut slot = Some(boot_slot());
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_bootaudit"))
+        .envs(FIXTURE_PASSWORDS.iter().copied())
         .args(["run", "--iso"])
         .arg(&iso)
         .arg("--out")
@@ -618,6 +625,7 @@ fn kill_mid_boot(signal: i32) -> (std::process::ExitStatus, Vec<u32>, tempfile::
     let out = tempfile::tempdir().unwrap();
     let _slot = boot_slot();
     let mut child = Command::new(env!("CARGO_BIN_EXE_bootaudit"))
+        .envs(FIXTURE_PASSWORDS.iter().copied())
         .args(["run", "--iso"])
         .arg(&iso)
         .arg("--out")
@@ -665,4 +673,293 @@ fn ctrl_c_mid_boot_writes_a_partial_report() {
     assert_eq!(report["verdict"], "interrupted");
     roxmltree::Document::parse(&std::fs::read_to_string(out.path().join("junit.xml")).unwrap())
         .unwrap();
+}
+
+// ---- images that are not pre-nixos: each with its profile from fixtures/profiles/ --------
+
+fn fixture_profile(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/profiles")
+        .join(format!("{name}.yaml"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Expect every condition of the run's boot phase to pass except those listed (`fail`), and
+/// the `(id, blocker)` ones to skip blocked; the exit code follows.
+fn expect_verdicts(run: &Run, fail: &[&str], blocked: &[(&str, &str)]) {
+    let mut problems = Vec::new();
+    let conditions = run.report["conditions"].as_array().unwrap();
+    for c in conditions {
+        let id = c["id"].as_str().unwrap();
+        let phase = c["phase"].as_str().unwrap();
+        let status = c["status"].as_str().unwrap();
+        let by = c["blocked_by"].as_str();
+        let want = if fail.contains(&id) {
+            ("fail", None)
+        } else if let Some((_, b)) = blocked.iter().find(|(x, _)| *x == id) {
+            ("skip", Some(*b))
+        } else if phase == "boot"
+            || ["iso.console", "iso.bootable", "host.qemu-devices"].contains(&id)
+        {
+            ("pass", None)
+        } else {
+            continue;
+        };
+        if status != want.0 || (want.0 == "skip" && by != want.1) {
+            problems.push(format!(
+                "{id}: got {status} (blocked_by {by:?}) {}, want {} {:?}",
+                c["message"], want.0, want.1
+            ));
+        }
+    }
+    for id in fail.iter().chain(blocked.iter().map(|(i, _)| i)) {
+        if !conditions.iter().any(|c| c["id"] == *id) {
+            problems.push(format!("{id}: not in the report"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "verdicts differ:\n{}",
+        problems.join("\n")
+    );
+    assert_eq!(run.code, if fail.is_empty() { 0 } else { 1 }, "exit code");
+}
+
+/// No file of the report folder holds any of the test images' passwords.
+fn assert_no_password_in_report(run: &Run) {
+    for entry in walk(run.out.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        for (_, password) in FIXTURE_PASSWORDS {
+            assert!(
+                !bytes
+                    .windows(password.len())
+                    .any(|w| w == password.as_bytes()),
+                "{} holds a password",
+                entry.display()
+            );
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn boot_how(run: &Run) -> (String, bool) {
+    let b = &run.report["boot"];
+    (
+        b["how"].as_str().unwrap_or("").to_string(),
+        b["bootloader_exercised"].as_bool().unwrap_or(true),
+    )
+}
+
+#[test]
+fn appliance_root_logs_in_with_a_password_into_dash() {
+    let profile = fixture_profile("appliance");
+    let run = audit("appliance", &["--profile", &profile]);
+    expect_verdicts(&run, &[], &[]);
+    assert!(message(&run, "boot.session").contains("logged in as `root` with the password"));
+    assert!(message(&run, "shell.ready").contains("`root`"));
+    let log = std::fs::read_to_string(run.out.path().join("serial.log")).unwrap();
+    assert!(
+        log.contains("> [secret]"),
+        "the typed password shows as [secret]"
+    );
+    assert_no_password_in_report(&run);
+}
+
+#[test]
+fn appliance_with_a_failed_unit_fails_only_that() {
+    let profile = fixture_profile("appliance");
+    let run = audit("appliance-failed-unit", &["--profile", &profile]);
+    expect_verdicts(&run, &["system.no-failed-units"], &[]);
+    let msg = message(&run, "system.no-failed-units");
+    assert!(msg.contains("broken-app.service"), "{msg}");
+}
+
+/// An image contract added as YAML only: a profile and a catalog written here, from the keys
+/// docs/profiles.md documents, audit the appliance as its user `operator`, who reaches root
+/// with `su -`. The catalog adds a check of its own.
+#[test]
+fn a_profile_written_from_the_docs_audits_an_image_through_su() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("operator.pw"), "bootaudit-operator\n").unwrap();
+    std::fs::write(
+        dir.path().join("edge-checks.yaml"),
+        r#"conditions:
+  - {id: host.qemu, phase: host, check: builtin, builtin: qemu, passes_when: QEMU runs}
+  - {id: host.devices, phase: host, check: builtin, builtin: qemu-devices, requires: [host.qemu], passes_when: QEMU has the devices}
+  - {id: virt.start, phase: virt, check: builtin, builtin: qemu-start, requires: [host.devices], passes_when: QEMU starts}
+  - {id: image.file, phase: iso, check: builtin, builtin: iso-resolve, passes_when: one ISO}
+  - {id: image.bootable, phase: iso, check: builtin, builtin: iso-bootable, requires: [image.file], passes_when: El Torito}
+  - {id: image.console, phase: iso, check: builtin, builtin: iso-console, requires: [image.bootable], passes_when: console on the port}
+  - {id: edge.console, phase: boot, check: builtin, builtin: console-output, requires: [virt.start, image.console], passes_when: output}
+  - {id: edge.getty, phase: boot, check: builtin, builtin: login-prompt, requires: [edge.console], passes_when: a login prompt}
+  - {id: edge.login, phase: boot, check: builtin, builtin: login, requires: [edge.getty], passes_when: operator logs in}
+  - {id: edge.shell, phase: boot, check: builtin, builtin: shell, requires: [edge.login], passes_when: a shell}
+  - id: edge.root
+    phase: boot
+    requires: [edge.shell]
+    passes_when: su gives root
+    check: probe
+    run: id -u
+    run_as: root
+    grants_root: true
+    pass: ['(?m)^0$']
+    fail_fast: ['(?m)^su: .*$']
+  - id: edge.hostname
+    phase: boot
+    requires: [edge.root]
+    passes_when: the appliance is called {host}
+    check: probe
+    run: cat /etc/hostname
+    run_as: root
+    pass: ['(?m)^{host}$']
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("edge.yaml"),
+        r#"name: edge-operator
+checks: [edge-checks.yaml]
+vars:
+  host: edge
+console:
+  port: ttyS0
+  login:
+    mode: password
+    user: operator
+    password: {file: operator.pw}
+  root:
+    via: su
+    password: {env: BOOTAUDIT_ROOT_PASSWORD}
+machine:
+  memory: 1536M
+  cpus: 2
+  nic: {device: virtio-net-pci}
+timeouts:
+  default: 30s
+  tcg_scale: 3
+  conditions: {edge.getty: 90s}
+"#,
+    )
+    .unwrap();
+    let profile = dir.path().join("edge.yaml").to_string_lossy().into_owned();
+    let run = audit("appliance", &["--profile", &profile]);
+    expect_verdicts(&run, &[], &[]);
+    assert!(message(&run, "edge.login").contains("`operator`"));
+    assert_no_password_in_report(&run);
+}
+
+#[test]
+fn su_refused_fails_only_the_root_condition() {
+    let profile = fixture_profile("su-user");
+    let run = audit("su-denied", &["--profile", &profile]);
+    expect_verdicts(&run, &["shell.root"], &[]);
+    let msg = message(&run, "shell.root");
+    assert!(msg.contains("su: Permission denied"), "{msg}");
+    assert_no_password_in_report(&run);
+}
+
+#[test]
+fn installer_serial_entry_chosen_in_the_isolinux_menu() {
+    let profile = fixture_profile("installer-menu");
+    let run = audit("installer-menu", &["--profile", &profile]);
+    expect_verdicts(&run, &[], &[]);
+    assert_eq!(boot_how(&run), ("menu".to_string(), true));
+    assert!(message(&run, "boot.console").contains("in the ISOLINUX menu"));
+    // The default entry's missing serial console is reported, but only the booted one counts.
+    let console = run.report["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "iso.console")
+        .unwrap();
+    assert!(
+        console["warnings"].to_string().contains("not booted"),
+        "{console}"
+    );
+}
+
+#[test]
+fn installer_serial_entry_chosen_in_the_grub_menu_under_uefi() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixture_profile("installer-menu"))
+        .unwrap()
+        .replace("firmware: bios", "firmware: uefi");
+    let profile = dir.path().join("installer-menu-uefi.yaml");
+    std::fs::write(&profile, text).unwrap();
+    let run = audit("installer-menu", &["--profile", profile.to_str().unwrap()]);
+    expect_verdicts(&run, &[], &[]);
+    assert!(message(&run, "boot.console").contains("in the GRUB menu"));
+    assert_eq!(run.report["boot"]["firmware"], "uefi");
+}
+
+#[test]
+fn stock_installer_profile_boots_the_serial_entry_directly() {
+    let run = audit("installer-menu", &["--profile", "nixos-installer"]);
+    expect_verdicts(&run, &[], &[]);
+    assert_eq!(boot_how(&run), ("direct".to_string(), false));
+    let cmdline = run.report["boot"]["cmdline"].as_str().unwrap();
+    assert!(cmdline.ends_with("console=ttyS0,115200n8"), "{cmdline}");
+}
+
+#[test]
+fn installer_whose_serial_entry_lacks_the_console_is_caught_before_booting() {
+    let profile = fixture_profile("installer-menu");
+    let run = audit("installer-menu-no-serial", &["--profile", &profile]);
+    let boot: Vec<(&str, &str)> = vec![("boot.console", "iso.console")];
+    expect_verdicts_iso(&run, "iso.console", &boot);
+    let msg = message(&run, "iso.console");
+    assert!(
+        msg.contains("booted entry") && msg.contains("serial console=ttyS0"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn uefi_only_image_boots_with_ovmf() {
+    let profile = fixture_profile("uefi-only");
+    let run = audit("uefi-only", &["--profile", &profile]);
+    expect_verdicts(&run, &[], &[]);
+    assert_eq!(run.report["boot"]["firmware"], "uefi");
+    assert!(message(&run, "iso.bootable").contains("UEFI only"));
+}
+
+#[test]
+fn uefi_only_image_without_serial_console_is_caught_before_booting() {
+    let profile = fixture_profile("uefi-only");
+    let run = audit("uefi-only-no-serial", &["--profile", &profile]);
+    expect_verdicts_iso(&run, "iso.console", &[("boot.console", "iso.console")]);
+}
+
+/// An iso-phase failure: it fails, the boot's first condition is blocked by it, and the rest
+/// of the boot is blocked in a chain (no boot at all).
+fn expect_verdicts_iso(run: &Run, failed: &str, first: &[(&str, &str)]) {
+    assert_eq!(run.status(failed).0, "fail", "{}", message(run, failed));
+    for (id, by) in first {
+        let (status, blocked_by, _) = run.status(id);
+        assert_eq!(
+            (status.as_str(), blocked_by.as_deref()),
+            ("skip", Some(*by)),
+            "{id}"
+        );
+    }
+    for c in run.report["conditions"].as_array().unwrap() {
+        if c["phase"] == "boot" {
+            assert_eq!(c["status"], "skip", "{c}");
+        }
+    }
+    assert_eq!(run.code, 1);
+    assert!(run.report["boot"].is_null(), "no boot happened");
 }

@@ -90,6 +90,23 @@ pub struct Contract {
 }
 
 impl Contract {
+    /// Can every password the contract needs be read? (Before a boot: a missing variable is a
+    /// configuration error, not something to find out at the login prompt.)
+    pub fn check_secrets(&self) -> Result<(), String> {
+        if let Login::Password { password, .. } = &self.login {
+            password
+                .reveal()
+                .map(drop)
+                .map_err(|e| format!("console.login.password: {e}"))?;
+        }
+        if let Some(p) = self.root.password() {
+            p.reveal()
+                .map(drop)
+                .map_err(|e| format!("console.root.password: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Password files named relative to the profile are read from the profile's folder.
     pub fn relative_to(&mut self, dir: &std::path::Path) {
         let fix = |s: &mut Secret| {

@@ -10,6 +10,7 @@
 //! saying it was starved of CPU) concern no condition: they are only remembered, for the
 //! judge of a wait that then runs out of time.
 
+pub mod login;
 pub mod menu;
 
 use crate::config::contract::Escalation;

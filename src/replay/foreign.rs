@@ -72,6 +72,10 @@ pub struct Observation {
 #[derive(Debug, Clone, Default)]
 pub struct Prompts {
     custom: Vec<String>,
+    /// The log shows a bare `# ` or `$ ` prompt waiting alone on a line (dash, a root login
+    /// without a PS1): lines starting with one are prompts too. Learned, never assumed: a
+    /// comment in a printed file also starts with `# `.
+    bare: bool,
 }
 
 fn bracketed() -> &'static Regex {
@@ -88,6 +92,12 @@ fn plain() -> &'static Regex {
     })
 }
 
+/// busybox ash's default `\w \$ ` (`~ # `, `/tmp $ `).
+fn working_dir() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"^(~|/\S*) ([$#]) (.*)$").expect("static regex"))
+}
+
 fn ps1() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
@@ -98,6 +108,9 @@ fn ps1() -> &'static Regex {
 impl Prompts {
     /// Learn a prompt the line sets (`export PS1='P> '`).
     fn learn(&mut self, line: &str) {
+        if matches!(line, "# " | "$ " | "#" | "$") {
+            self.bare = true;
+        }
         if !line.contains("PS1=") {
             return;
         }
@@ -129,6 +142,19 @@ impl Prompts {
             }
             if line == p.trim_end() {
                 return Some((String::new(), None));
+            }
+        }
+        if let Some(c) = working_dir().captures(line) {
+            return Some((c[3].trim().to_string(), Some(&c[2] == "#")));
+        }
+        if self.bare {
+            for (p, root) in [("# ", true), ("$ ", false)] {
+                if let Some(rest) = line.strip_prefix(p) {
+                    return Some((rest.trim().to_string(), Some(root)));
+                }
+                if line == p.trim_end() {
+                    return Some((String::new(), Some(root)));
+                }
             }
         }
         None
@@ -409,6 +435,25 @@ pub fn answered(ex: &Exchange) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn knows_the_prompts_of_posix_shells_and_root_logins() {
+        let mut p = Prompts::default();
+        assert_eq!(
+            p.parse("root@edge:~# id -u"),
+            Some(("id -u".to_string(), Some(true)))
+        );
+        assert_eq!(
+            p.parse("~ # id -u"),
+            Some(("id -u".to_string(), Some(true)))
+        );
+        assert_eq!(p.parse("/tmp $ ls"), Some(("ls".to_string(), Some(false))));
+        // A bare prompt only once the log shows one waiting alone (else `# ` is a comment).
+        assert_eq!(p.parse("# id -u"), None);
+        p.learn("# ");
+        assert_eq!(p.parse("# id -u"), Some(("id -u".to_string(), Some(true))));
+        assert_eq!(p.parse("$ echo"), Some(("echo".to_string(), Some(false))));
+    }
 
     pub fn exchanges(text: &str) -> Vec<Exchange> {
         let noise = NoiseFilter::default_console();

@@ -7,6 +7,7 @@ use super::iso::ChosenEntry;
 use super::virt::{accel_for, wait_exit};
 use crate::config::contract::{BootMode, Contract, Login};
 use crate::config::{Builtin, CheckDef, ConditionDef, ConsoleDialogue, RunAs};
+use crate::dialogue::login::{self, PasswordLogin};
 use crate::dialogue::menu::{self, Loader, MenuTarget};
 use crate::dialogue::{console_rules, last_lines, Dialogue, RootAccess, WaitError};
 use crate::engine::events::{Event, Fanout};
@@ -741,9 +742,8 @@ async fn autologin(
     }
 }
 
-/// Type the user name and the password at the getty's prompts, as a person would, and wait
-/// for a shell or the refusal. The password goes to the guest only: transcripts show
-/// `[secret]`.
+/// Type the user name and the password at the getty's prompts (dialogue::login), and judge
+/// how it ended.
 async fn password_login(
     s: &mut Session,
     user: &str,
@@ -752,70 +752,21 @@ async fn password_login(
     deadline: Instant,
     timeout: Duration,
 ) -> Result<Outcome, Outcome> {
-    let p = s.contract.prompts.clone();
-    s.dialogue
-        .send_line(user)
-        .await
-        .map_err(|e| Outcome::error(format!("cannot type the user name: {e:?}")))?;
-    let asked = s
-        .dialogue
-        .expect(
-            &[
-                p.password.clone(),
-                p.shell.clone(),
-                p.login_incorrect.clone(),
-            ],
-            deadline,
-        )
-        .await;
-    let asked = match asked {
-        Ok(m) => m,
-        Err(e) => {
-            return Err(wait_failure(
-                s,
-                e,
-                &format!("waiting for the password prompt after `{user}`"),
-                timeout,
-            )
-            .await)
+    let prompts = s.contract.prompts.clone();
+    match login::with_password(&mut s.dialogue, &prompts, user, password, deadline).await {
+        Ok(PasswordLogin::Accepted { asked: true }) => {
+            Ok(verdicts::password_login(user, Some(source)))
         }
-    };
-    let line_of = |s: &Session, at: usize| {
-        s.dialogue
-            .console
-            .with_transcript(|t| line_around(t.text(), at))
-    };
-    match asked.pattern {
-        1 => {
-            let mut o = verdicts::password_login(user, None);
-            o = o.with_warning(format!("`{user}` was logged in without a password prompt"));
-            return Ok(o);
+        Ok(PasswordLogin::Accepted { asked: false }) => Ok(verdicts::password_login(user, None)
+            .with_warning(format!("`{user}` was logged in without a password prompt"))),
+        Ok(PasswordLogin::Refused { at }) => {
+            let line = s
+                .dialogue
+                .console
+                .with_transcript(|t| line_around(t.text(), at));
+            Err(verdicts::login_refused(user, line))
         }
-        2 => return Err(verdicts::login_refused(user, line_of(s, asked.start))),
-        _ => {}
-    }
-    s.dialogue
-        .console
-        .send_secret_line(password)
-        .await
-        .map_err(|e| Outcome::error(format!("cannot type the password: {e}")))?;
-    let answer = s
-        .dialogue
-        .expect(
-            &[p.shell.clone(), p.login_incorrect.clone(), p.login.clone()],
-            deadline,
-        )
-        .await;
-    match answer {
-        Ok(m) if m.pattern == 0 => Ok(verdicts::password_login(user, Some(source))),
-        Ok(m) => Err(verdicts::login_refused(user, line_of(s, m.start))),
-        Err(e) => Err(wait_failure(
-            s,
-            e,
-            &format!("waiting for a shell after logging in as `{user}`"),
-            timeout,
-        )
-        .await),
+        Err(e) => Err(wait_failure(s, e, &format!("logging in as `{user}`"), timeout).await),
     }
 }
 
