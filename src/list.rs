@@ -131,8 +131,11 @@ fn check_fields(config: &Config, c: &ConditionDef) -> Vec<(&'static str, Value)>
             fields.push(("check", json!("probe: a command in the guest")));
             fields.push(("run", json!(fill(p.run))));
             let who = match p.run_as {
-                RunAs::User => "the logged-in user",
-                RunAs::Root => "root, through sudo -n",
+                RunAs::User => "the logged-in user".to_string(),
+                RunAs::Root => format!(
+                    "root, through {} (console.root)",
+                    config.contract.root.wrap("…")
+                ),
             };
             fields.push(("run_as", json!(who)));
             fields.push(("pass", patterns(p.pass)));

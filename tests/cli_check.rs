@@ -752,7 +752,7 @@ fn list_of_an_id_shows_how_it_is_checked() {
     let run = run_expect(bootaudit(["list", "storage.vg-main"]), QUICK_LIMIT, 0);
     for what in [
         "vgs --noheadings -o vg_name",
-        "root, through sudo -n",
+        "root, through sudo -n sh -c '…'",
         "storage.status",
         "lvm",
     ] {

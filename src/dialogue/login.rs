@@ -39,6 +39,13 @@ pub async fn with_password(
         2 => return Ok(PasswordLogin::Refused { at: asked.start }),
         _ => {}
     }
+    let _ = d
+        .console
+        .quiet_for(
+            super::PASSWORD_SETTLE,
+            Instant::now() + std::time::Duration::from_secs(2),
+        )
+        .await;
     d.console
         .send_secret_line(password)
         .await

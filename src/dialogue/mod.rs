@@ -24,6 +24,10 @@ use regex::Regex;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// After a password prompt, before typing: login and su print the prompt, then turn the echo
+/// off; a password typed in between would be echoed onto the console.
+pub const PASSWORD_SETTLE: Duration = Duration::from_millis(300);
+
 /// Why a wait ended without what it waited for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WaitError {
@@ -100,11 +104,22 @@ impl Scope {
 }
 
 /// How root commands run: the profile's escalation, and the password it answers with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RootAccess {
     pub escalation: Escalation,
     /// The revealed password for an escalation that asks (`su`).
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for RootAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RootAccess({:?}, password: {})",
+            self.escalation,
+            self.password.is_some()
+        )
+    }
 }
 
 impl RootAccess {

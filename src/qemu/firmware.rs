@@ -46,9 +46,10 @@ pub fn uefi_files(machine: &Machine) -> Result<Option<UefiFiles>, String> {
             let default = OVMF_PAIRS
                 .iter()
                 .map(|(c, v)| (PathBuf::from(c), PathBuf::from(v)))
-                .find(|(c, v)| {
-                    code.as_ref().is_none_or(|x| x == c) && found(c) && found(v)
-                        || vars.as_ref().is_some_and(|x| x == v) && found(c)
+                .find(|(c, v)| match (code, vars) {
+                    (Some(x), _) => x == c && found(v),
+                    (None, Some(x)) => x == v && found(c),
+                    (None, None) => found(c) && found(v),
                 })
                 .unwrap_or_else(|| {
                     let (c, v) = OVMF_PAIRS[0];

@@ -37,6 +37,9 @@ pub struct Plan {
     pub facts: Vec<Regex>,
     login: Login,
     prompts: Prompts,
+    /// Root commands went through `su`, whose password prompt the live run kept out of the
+    /// output: so does the replay.
+    su: bool,
 }
 
 struct Planned {
@@ -136,6 +139,7 @@ impl Plan {
             facts,
             login: config.contract.login.clone(),
             prompts: config.contract.prompts.clone(),
+            su: config.contract.root.needs_terminal(),
         })
     }
 }
@@ -385,9 +389,18 @@ impl<'a> Judging<'a> {
                 excerpt: run.excerpt.clone(),
             });
         }
+        let mut output = run.output;
+        if self.plan.su && run.command.starts_with("su ") {
+            let prompt = &self.plan.prompts.password;
+            output = output
+                .lines()
+                .filter(|l| !prompt.is_match(l.trim_end()))
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
         let observation = Observation {
             command: run.command,
-            output: run.output,
+            output,
             exit_code: run.exit_code,
             line: run.line,
             excerpt: run.excerpt,

@@ -153,7 +153,15 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
         BootMode::Menu => None,
     };
     let menu = match (&chosen, contract.boot.mode) {
-        (Some(c), BootMode::Menu) if !c.is_default => Some(menu_target(c)),
+        (Some(c), BootMode::Menu) if !c.is_default => {
+            if c.entry.menu_path.is_empty() {
+                return Err(Outcome::error(format!(
+                    "the entry '{}' ({}:{}) has no known place in its loader's menu, so it cannot be chosen there — set `boot.mode: direct`",
+                    c.entry.label, c.entry.config, c.entry.line
+                )));
+            }
+            Some(menu_target(c))
+        }
         _ => None,
     };
     engine.facts.boot = Some(BootInfo {
@@ -505,10 +513,9 @@ async fn boot_console(
     deadline: Instant,
     timeout: Duration,
 ) -> Result<Outcome, Outcome> {
-    let visible = Regex::new(r"\S").expect("static regex");
     let started = Instant::now();
-    match s.dialogue.expect(&[visible], deadline).await {
-        Ok(_) => {
+    match first_output(s, deadline).await {
+        Ok(()) => {
             let mut chose = String::new();
             if let Some((loader, target)) = s.menu.take() {
                 engine.progress(
@@ -639,6 +646,28 @@ async fn boot_login(
                 );
                 return Err(o);
             }
+        }
+    }
+}
+
+/// Wait for the first output of the image itself: under UEFI, OVMF writes its own lines to the
+/// serial port (`BdsDxe: loading Boot0001 …`) before any loader runs; they prove nothing of it.
+async fn first_output(s: &mut Session, deadline: Instant) -> Result<(), WaitError> {
+    let firmware = Regex::new(r"^\s*(BdsDxe:|BdsDxe |Boot\d{4}|UEFI |EFI stub:|\[Bds\])")
+        .expect("static regex");
+    let line = Regex::new(r"(?m)^[^\n]*\S[^\n]*(\n|\z)").expect("static regex");
+    loop {
+        let m = s
+            .dialogue
+            .expect(std::slice::from_ref(&line), deadline)
+            .await?;
+        if !firmware.is_match(&m.matched) {
+            return Ok(());
+        }
+        // A partial line may still grow into the loader's output: look at it again whole.
+        if !m.matched.ends_with('\n') {
+            s.dialogue.console.set_cursor(m.start);
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }

@@ -316,11 +316,17 @@ fn loader_configs(scan: &BootConfigScan, firmware: Firmware) -> Vec<&bootaudit_i
     let efi = |c: &&bootaudit_iso::BootConfig| lower(c).starts_with("efi/");
     let mut picked: Vec<&bootaudit_iso::BootConfig> = match firmware {
         Firmware::Bios => {
-            let sys: Vec<_> = scan
+            // The loader reads isolinux.cfg (syslinux.cfg) first; other *.cfg are its includes.
+            let mut sys: Vec<_> = scan
                 .configs
                 .iter()
                 .filter(|c| c.kind == ConfigKind::Syslinux)
                 .collect();
+            let named_main = |c: &&bootaudit_iso::BootConfig| {
+                let l = lower(c);
+                !(l.ends_with("/isolinux.cfg") || l.ends_with("/syslinux.cfg"))
+            };
+            sys.sort_by_key(named_main);
             if sys.is_empty() {
                 scan.configs.iter().filter(|c| grub(c) && !efi(c)).collect()
             } else {
@@ -356,7 +362,12 @@ pub fn choose_entry(
         .iter()
         .flat_map(|c| c.entries.iter().map(move |e| (e, c.kind)))
         .collect();
-    let main = configs.first();
+    // The main config: the first in the loader's order that boots something or names a
+    // default (an EFI grub.cfg that only `configfile`s the real one does neither).
+    let main = configs
+        .iter()
+        .find(|c| !c.entries.is_empty() || c.default.is_some())
+        .or(configs.first());
     let default = main.and_then(|c| {
         let named = c.default.as_deref();
         let in_main = |e: &&BootEntry| e.config == c.path;
@@ -435,9 +446,18 @@ pub fn chosen_entry(engine: &mut Engine) -> Result<ChosenEntry, Outcome> {
         engine.config.profile.machine.firmware,
         &engine.config.contract.boot.entry,
     )
-    .map_err(|e| Outcome::fail(e, ""))?;
+    .map_err(|e| entry_not_found(engine, e))?;
     engine.facts.boot_entry = Some(c.clone());
     Ok(c)
+}
+
+/// No entry to boot: the image's fault when it has none, the profile's when its `boot.entry`
+/// names none of them (a configuration error, not a verdict on the image).
+fn entry_not_found(engine: &Engine, message: String) -> Outcome {
+    match engine.config.contract.boot.entry {
+        EntryChoice::Label(_) => Outcome::error(message),
+        EntryChoice::Default => Outcome::fail(message, ""),
+    }
 }
 
 pub fn console(engine: &mut Engine) -> Outcome {

@@ -22,6 +22,8 @@ struct Label {
     config: Option<String>,
     /// Its position in the menu.
     index: usize,
+    /// `MENU HIDE`: not shown, so not counted.
+    hidden: bool,
 }
 
 fn split_word(s: &str) -> (&str, &str) {
@@ -58,7 +60,7 @@ pub(super) fn parse(path: &str, text: &str) -> ParsedConfig {
                 current = Some(Label {
                     line: lineno,
                     name: rest.to_string(),
-                    index: labels.len(),
+                    index: labels.iter().filter(|l| !l.hidden).count(),
                     ..Label::default()
                 });
             }
@@ -74,6 +76,11 @@ pub(super) fn parse(path: &str, text: &str) -> ParsedConfig {
                     "label" => {
                         if let Some(l) = current.as_mut() {
                             l.menu_label = Some(rest2.replace('^', ""));
+                        }
+                    }
+                    "hide" => {
+                        if let Some(l) = current.as_mut() {
+                            l.hidden = true;
                         }
                     }
                     // `MENU DEFAULT` inside a label outranks the global `DEFAULT`.
@@ -200,7 +207,7 @@ pub(super) fn parse(path: &str, text: &str) -> ParsedConfig {
             line: l.line,
             label,
             name: l.name.clone(),
-            menu_path: vec![l.index],
+            menu_path: if l.hidden { Vec::new() } else { vec![l.index] },
             kernel,
             initrd,
             cmdline,
