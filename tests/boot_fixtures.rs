@@ -160,6 +160,8 @@ fn audit(variant: &str, extra: &[&str]) -> Run {
 const FIXTURE_PASSWORDS: &[(&str, &str)] = &[
     ("BOOTAUDIT_OPERATOR_PASSWORD", "bootaudit-operator"),
     ("BOOTAUDIT_ROOT_PASSWORD", "bootaudit-root"),
+    // The embedded generic profile's default source.
+    ("BOOTAUDIT_PASSWORD", "bootaudit-root"),
 ];
 
 fn audit_once(variant: &str, extra: &[&str]) -> Run {
@@ -775,6 +777,19 @@ fn appliance_root_logs_in_with_a_password_into_dash() {
         log.contains("> [secret]"),
         "the typed password shows as [secret]"
     );
+    assert_no_password_in_report(&run);
+}
+
+/// The embedded generic profile as shipped, with only its port changed: the console on the
+/// virtio console (QEMU's virtconsole), the kernel command line naming hvc0.
+#[test]
+fn generic_profile_on_a_virtio_console() {
+    let run = audit(
+        "appliance-hvc0",
+        &["--profile", "generic", "--var", "port=hvc0"],
+    );
+    expect_verdicts(&run, &[], &[]);
+    assert!(message(&run, "iso.console").contains("to hvc0"));
     assert_no_password_in_report(&run);
 }
 

@@ -1036,3 +1036,165 @@ fn replay_of_latest_serial_raw_reads_the_run_not_its_own_folder() {
         .unwrap()
         .ends_with("20260101T000000Z-x/serial.raw"));
 }
+
+// ---- the console contract: what a profile for another image says ------------------------
+
+/// The example profile docs/profiles.md gives for a new image loads as written.
+#[test]
+fn the_docs_example_profile_loads() {
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/profiles.md"))
+            .unwrap();
+    let section = docs
+        .split("## A profile for a new image, from scratch")
+        .nth(1)
+        .expect("the section is in docs/profiles.md");
+    let yaml = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("a yaml block");
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("my-appliance.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let run = run_expect(
+        bootaudit(["list", "--profile", path.to_str().unwrap()]),
+        QUICK_LIMIT,
+        0,
+    );
+    assert!(
+        run.stdout.contains(
+            "login: `root` with the password from the environment variable APPLIANCE_ROOT_PW"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("root: none"), "{}", run.stdout);
+}
+
+#[test]
+fn list_shows_each_embedded_profiles_contract() {
+    for (profile, says) in [
+        ("pre-nixos", "login: autologin of `nixos` · root: sudo"),
+        (
+            "generic",
+            "root: none · boots the default entry through the boot menu",
+        ),
+        (
+            "nixos-installer",
+            "directly (kernel and initrd from the ISO)",
+        ),
+    ] {
+        let run = run_expect(bootaudit(["list", "--profile", profile]), QUICK_LIMIT, 0);
+        assert!(run.stdout.contains(says), "{profile}: {}", run.stdout);
+    }
+    // --var adapts the generic profile; a var it lacks is an error naming its vars.
+    let run = run_expect(
+        bootaudit([
+            "list",
+            "--profile",
+            "generic",
+            "--var",
+            "login=autologin",
+            "--var",
+            "user=live",
+            "--var",
+            "root_via=doas",
+        ]),
+        QUICK_LIMIT,
+        0,
+    );
+    assert!(
+        run.stdout.contains("autologin of `live` · root: doas"),
+        "{}",
+        run.stdout
+    );
+    let run = run_expect(
+        bootaudit(["list", "--profile", "generic", "--var", "usr=x"]),
+        QUICK_LIMIT,
+        2,
+    );
+    assert!(
+        run.stderr.contains("no variable `usr`") && run.stderr.contains("user"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_password_the_run_cannot_read_is_a_configuration_error_before_booting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = bootaudit([
+        "run",
+        "--iso",
+        "/nonexistent.iso",
+        "--profile",
+        "generic",
+        "--out",
+    ]);
+    cmd.arg(tmp.path().join("out"))
+        .env_remove("BOOTAUDIT_PASSWORD");
+    let run = run_expect(cmd, QUICK_LIMIT, 2);
+    assert!(
+        run.stderr.contains("BOOTAUDIT_PASSWORD") && run.stderr.contains("export"),
+        "{}",
+        run.stderr
+    );
+    assert!(!tmp.path().join("out").exists(), "nothing was written");
+}
+
+#[test]
+fn a_wrong_contract_value_is_located_and_says_what_to_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("p.yaml");
+    std::fs::write(
+        &path,
+        "name: x\nchecks: [generic]\nconsole:\n  login:\n    mode: autologin\n    user: a\n  root:\n    via: sodu\nmachine:\n  memory: 1G\n  cpus: 1\n  nic: {device: virtio-net-pci}\n",
+    )
+    .unwrap();
+    let run = run_expect(
+        bootaudit(["list", "--profile", path.to_str().unwrap()]),
+        QUICK_LIMIT,
+        2,
+    );
+    assert!(run.stderr.contains("p.yaml:8:"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("sudo, doas, su, none"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn uefi_without_its_firmware_files_fails_the_host_check_naming_the_package() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("uefi.yaml");
+    std::fs::write(
+        &path,
+        "name: x\nchecks: [generic]\nconsole:\n  login: {user: a}\nmachine:\n  firmware: uefi\n  uefi_code: /nonexistent/OVMF_CODE.fd\n  uefi_vars: /nonexistent/OVMF_VARS.fd\n  memory: 1G\n  cpus: 1\n  nic: {device: virtio-net-pci}\n",
+    )
+    .unwrap();
+    let mut cmd = bootaudit([
+        "check",
+        "host",
+        "--profile",
+        path.to_str().unwrap(),
+        "--out",
+    ]);
+    cmd.arg(tmp.path().join("out"));
+    let run = run_expect(cmd, HOST_LIMIT, 1);
+    let report = Report::load(&tmp.path().join("out"));
+    let devices = report
+        .conditions()
+        .iter()
+        .find(|c| c["id"] == "host.qemu-devices")
+        .unwrap()
+        .clone();
+    assert_eq!(devices["status"], "fail", "{devices}");
+    let msg = devices["message"].as_str().unwrap();
+    assert!(
+        msg.contains("/nonexistent/OVMF_CODE.fd") && msg.contains("`ovmf`"),
+        "{msg}"
+    );
+    assert!(run.code == 1);
+}

@@ -16,6 +16,9 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
     pub conditions: Vec<ConditionDef>,
+    /// Diagnostics its conditions name; a profile's own of the same name win.
+    #[serde(default)]
+    pub diagnostics: std::collections::BTreeMap<String, super::profile::Diagnostic>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -240,6 +240,9 @@ pub fn load_with_vars(
             _ => read_source(reference, EMBEDDED_CATALOGS, "catalog")?,
         };
         let catalog: Catalog = parse_yaml(&catalog_src)?;
+        for (name, diag) in catalog.diagnostics {
+            profile.diagnostics.entry(name).or_insert(diag);
+        }
         for mut def in catalog.conditions {
             def.source = catalog_src.name.clone();
             if let Some(first) = seen.insert(def.id.clone(), catalog_src.name.clone()) {
@@ -436,7 +439,7 @@ fn validate_profile(config: &Config) -> Result<(), ConfigError> {
             if !p.diagnostics.contains_key(name) {
                 return Err(src.error_at(
                     "diagnostics",
-                    format!("condition `{}` asks for diagnostic `{name}`, which the profile does not define under `diagnostics:`", def.id),
+                    format!("condition `{}` asks for diagnostic `{name}`, which neither the profile nor the catalog defines under `diagnostics:`", def.id),
                 ));
             }
         }

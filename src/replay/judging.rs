@@ -289,13 +289,15 @@ impl<'a> Judging<'a> {
     /// Console conditions and failure signatures: what a line shows by itself.
     fn console(&mut self, no: u64, line: &str, typed: bool) {
         let prompts = &self.plan.prompts;
-        if matches!(self.plan.login, Login::Password { .. }) && self.shell_ready.is_none() {
+        // As live: the first refusal before any shell ends the login.
+        if matches!(self.plan.login, Login::Password { .. })
+            && self.shell_ready.is_none()
+            && self.refused.is_none()
+        {
             if prompts.password.is_match(line.trim_end()) {
                 self.password_prompt = Some(no);
-            } else if self.password_prompt.is_some() && self.refused.is_none() {
-                if let Some(m) = prompts.login_incorrect.find(line) {
-                    self.refused = Some(self.sighting(no, line, m.as_str(), ""));
-                }
+            } else if let Some(m) = prompts.login_incorrect.find(line) {
+                self.refused = Some(self.sighting(no, line, m.as_str(), ""));
             }
         }
         if !self.autologin_seen {
@@ -568,16 +570,16 @@ impl<'a> Judging<'a> {
         match (&c.check, &self.plan.login) {
             (Check::Login | Check::Autologin, Login::None) => no_login(),
             (Check::Autologin, Login::Password { user, .. }) => {
-                // A shell after the last password prompt is an accepted login; a refusal after
-                // it, with no shell, a refused one.
-                match (&self.shell_ready, &self.refused, self.password_prompt) {
-                    (Some(shell), _, Some(asked)) if shell.line > asked => {
-                        sighted(&self.shell_ready, &|_| verdicts::password_login(user, None))
-                    }
-                    (_, Some(_), _) => sighted(&self.refused, &|s| {
+                // A refusal before any shell is a refused login (live stops there); else a
+                // shell is an accepted one.
+                match (&self.refused, &self.shell_ready) {
+                    (Some(_), _) => sighted(&self.refused, &|s| {
                         verdicts::login_refused(user, s.text.clone())
                     }),
-                    _ => None,
+                    (None, Some(_)) => {
+                        sighted(&self.shell_ready, &|_| verdicts::password_login(user, None))
+                    }
+                    (None, None) => None,
                 }
             }
             (Check::Console, _) => sighted(seen, &|s| {

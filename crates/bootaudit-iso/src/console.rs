@@ -63,6 +63,32 @@ pub fn kernel_params(cmdline: &str) -> Vec<String> {
     out
 }
 
+/// Splits a command line into its words as written: quotes kept, and the `--` tail (init's
+/// arguments) kept too — for passing a command line on (a direct boot), not for reading it.
+pub fn cmdline_words(cmdline: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_quote = false;
+    for c in cmdline.chars() {
+        match c {
+            '"' => {
+                in_quote = !in_quote;
+                cur.push(c);
+            }
+            c if c.is_whitespace() && !in_quote => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 /// The device part of a `console=` value, normalised like the kernel does: `ttyS0,115200n8`
 /// → `ttyS0`; a bare number means `ttyS<n>`; `uart[8250],io|mmio,0x3f8…` is COM1 = ttyS0.
 pub fn console_device(value: &str) -> String {
@@ -227,6 +253,14 @@ mod tests {
         assert!(u.has_port && u.port_last);
         assert!(!analyse("console=ttyS0", "hvc0").has_port);
         assert!(analyse("console=tty0 console=hvc0", "hvc0").port_last);
+    }
+
+    #[test]
+    fn words_keep_quotes_and_inits_arguments() {
+        assert_eq!(
+            cmdline_words(r#"a=1  opt="x y" -- single"#),
+            ["a=1", r#"opt="x y""#, "--", "single"]
+        );
     }
 
     #[test]

@@ -344,11 +344,16 @@ fn extract_kernel(
             Some(to)
         }
     };
-    let mut params: Vec<String> = bootaudit_iso::console::kernel_params(&entry.cmdline)
-        .into_iter()
+    let words = bootaudit_iso::console::cmdline_words(&entry.cmdline);
+    // The kernel's own parameters come before `--`; the profile's go there too, init's after.
+    let split = words.iter().position(|w| w == "--").unwrap_or(words.len());
+    let mut params: Vec<String> = words[..split]
+        .iter()
         .filter(|p| !p.starts_with("initrd=") && !p.contains('$'))
+        .cloned()
         .collect();
-    params.extend(append.split_whitespace().map(str::to_string));
+    params.extend(bootaudit_iso::console::cmdline_words(append));
+    params.extend(words[split..].iter().cloned());
     Ok(args::DirectKernel {
         kernel,
         initrd,
