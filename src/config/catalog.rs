@@ -19,6 +19,12 @@ pub struct Catalog {
     /// Diagnostics its conditions name; a profile's own of the same name win.
     #[serde(default)]
     pub diagnostics: std::collections::BTreeMap<String, super::profile::Diagnostic>,
+    /// Signatures that go with its conditions (a panic, emergency mode, CPU stalls), added to
+    /// the profile's; a profile's signature of the same name wins.
+    #[serde(default)]
+    pub failure_signatures: Vec<super::profile::Signature>,
+    #[serde(default)]
+    pub stall_signatures: Vec<super::profile::StallSignature>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

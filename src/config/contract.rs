@@ -177,13 +177,14 @@ pub enum Escalation {
 impl Escalation {
     /// The command line that runs `command` as root.
     pub fn wrap(&self, command: &str) -> String {
-        let q = crate::dialogue::shell_quote(command);
+        let q = bootaudit_console::shell_quote(command);
         match self {
             Escalation::Sudo => format!("sudo -n sh -c {q}"),
             Escalation::Doas => format!("doas -n sh -c {q}"),
             // su reads the password from the terminal; the command's own stdin stays closed.
             Escalation::Su { .. } => {
-                let inner = crate::dialogue::shell_quote(&format!("{{ {command} ; }} </dev/null"));
+                let inner =
+                    bootaudit_console::shell_quote(&format!("{{ {command} ; }} </dev/null"));
                 format!("su - root -c {inner}")
             }
             Escalation::None => command.to_string(),
@@ -258,6 +259,13 @@ impl Secret {
         };
         if value.is_empty() {
             return Err(format!("the password from {} is empty", self.source()));
+        }
+        // Typed at a prompt: a newline would end it early and send the rest as shell input.
+        if value.chars().any(char::is_control) {
+            return Err(format!(
+                "the password from {} holds a control character (a newline, a tab): a console password cannot",
+                self.source()
+            ));
         }
         Ok(value)
     }
@@ -746,6 +754,10 @@ mod tests {
         let s = Secret::Literal("hunter2".into());
         assert!(!format!("{s:?}").contains("hunter2"));
         assert_eq!(s.reveal().unwrap(), "hunter2");
+        assert!(Secret::Literal("a\nb".into())
+            .reveal()
+            .unwrap_err()
+            .contains("control character"));
         assert!(Secret::Env("BOOTAUDIT_SURELY_UNSET_VAR".into())
             .reveal()
             .unwrap_err()

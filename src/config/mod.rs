@@ -223,8 +223,16 @@ pub fn load_with_vars(
         }
         profile.vars.insert(name.clone(), value.clone());
     }
-    let mut contract = contract::resolve(&profile.console, &profile.boot, &profile.vars)
-        .map_err(|e| source.error_at(&e.value, e.message))?;
+    let mut contract =
+        contract::resolve(&profile.console, &profile.boot, &profile.vars).map_err(|e| {
+            // Point at the value, else at the section it belongs in, else at the profile's name.
+            let section = format!("{}:", e.field.split('.').next().unwrap_or("console"));
+            let needle = [e.value.as_str(), section.as_str(), "name:"]
+                .into_iter()
+                .find(|n| !n.is_empty() && source.text.contains(*n))
+                .unwrap_or("");
+            source.error_at(needle, e.message)
+        })?;
     if let Some(dir) = &source.dir {
         contract.relative_to(dir);
     }
@@ -242,6 +250,20 @@ pub fn load_with_vars(
         let catalog: Catalog = parse_yaml(&catalog_src)?;
         for (name, diag) in catalog.diagnostics {
             profile.diagnostics.entry(name).or_insert(diag);
+        }
+        let named = |p: &Profile, name: &str| {
+            p.failure_signatures.iter().any(|s| s.name == name)
+                || p.stall_signatures.iter().any(|s| s.name == name)
+        };
+        for sig in catalog.failure_signatures {
+            if !named(&profile, &sig.name) {
+                profile.failure_signatures.push(sig);
+            }
+        }
+        for sig in catalog.stall_signatures {
+            if !named(&profile, &sig.name) {
+                profile.stall_signatures.push(sig);
+            }
         }
         for mut def in catalog.conditions {
             def.source = catalog_src.name.clone();

@@ -137,6 +137,7 @@ pub enum Network {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct Resources {
     /// Free disk needed in the work folder (disks are sparse, but may fill).
     pub disk: Size,
@@ -155,13 +156,13 @@ impl Default for Resources {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct Timeouts {
     /// Default for boot conditions the catalog gives no timeout.
     pub default: Span,
     /// Multiplier applied to every boot timeout when the guest runs under TCG.
     pub tcg_scale: f64,
     /// Per-condition overrides, by id.
-    #[serde(default)]
     pub conditions: BTreeMap<String, Span>,
 }
 

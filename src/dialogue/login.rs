@@ -221,4 +221,46 @@ mod tests {
             assert!(!sent.contains(password), "{sent:?}");
         }
     }
+
+    /// Output that merely ends in "password:" is not su asking: nothing is typed into it.
+    #[tokio::test]
+    async fn only_sus_own_prompt_gets_the_password() {
+        use crate::config::contract::{Escalation, Secret};
+        let (d, guest, sent) = dialogue();
+        let mut d = d.with_root(
+            prompts().password,
+            RootAccess {
+                escalation: Escalation::Su {
+                    password: Secret::Literal("unused".into()),
+                },
+                password: Some("rootpw".into()),
+            },
+        );
+        let guest = tokio::spawn(async move {
+            let (r, mut w) = tokio::io::split(guest);
+            let mut lines = BufReader::new(r).lines();
+            let line = lines.next_line().await.unwrap().unwrap();
+            let token = line
+                .split("\"_")
+                .nth(1)
+                .unwrap()
+                .split('_')
+                .next()
+                .unwrap()
+                .to_string();
+            // pam_rootok: su asks nothing; the command prints a line ending in "Password:".
+            w.write_all(format!("{line}\r\nBA_{token}_BEGIN su\r\nsshd_config\r\nPermitEmptyPasswords no\r\nEnter the new Password: ").as_bytes())
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            w.write_all(format!("\r\n\r\nBA_{token}_END rc=0\r\n# ").as_bytes())
+                .await
+                .unwrap();
+        });
+        let run = d.run("cat notes", true, soon()).await.unwrap();
+        guest.await.unwrap();
+        assert_eq!(run.output.exit_code, 0);
+        let sent = String::from_utf8(sent.lock().unwrap().clone()).unwrap();
+        assert!(!sent.contains("[secret]"), "nothing was typed: {sent:?}");
+    }
 }

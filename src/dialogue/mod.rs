@@ -326,6 +326,30 @@ impl Dialogue {
                 .await;
             match (&m, &answer) {
                 (Ok(p), Some(password)) if p.pattern == 1 && !answered => {
+                    // Only su's own prompt gets the password: the first thing after the
+                    // command's begin marker, still waiting at the end of the console once
+                    // su had time to turn the echo off. A line of output that ends in
+                    // "password:" is not asked of us.
+                    let first = self.console.with_transcript(|t| {
+                        let text = &t.text()[from..p.end.max(from)];
+                        framed
+                            .begin_re
+                            .find(text)
+                            .is_some_and(|b| text[b.end()..].trim() == p.matched.trim())
+                    });
+                    if !first {
+                        continue;
+                    }
+                    let _ = self
+                        .console
+                        .quiet_for(PASSWORD_SETTLE, Instant::now() + Duration::from_secs(2))
+                        .await;
+                    let waiting = self
+                        .console
+                        .with_transcript(|t| t.text()[p.end..].trim().is_empty());
+                    if !waiting {
+                        continue;
+                    }
                     answered = true;
                     self.console.send_secret_line(password).await.map_err(|e| {
                         WaitError::Closed {
@@ -412,18 +436,13 @@ pub fn console_rules(profile: &Profile) -> Result<ConsoleRules, String> {
     })
 }
 
-/// Quote for a POSIX shell as one word.
-pub fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn quotes_for_the_shell() {
-        assert_eq!(shell_quote("a'b"), r"'a'\''b'");
+        assert_eq!(bootaudit_console::shell_quote("a'b"), r"'a'\''b'");
     }
 
     #[test]

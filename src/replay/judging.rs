@@ -507,15 +507,9 @@ impl<'a> Judging<'a> {
                 .min_by_key(|h| h.line);
             out.push(match hit {
                 Some(hit) => {
-                    let mut outcome = Outcome::fail(
-                        format!(
-                            "{}: \"{}\" (log line {})",
-                            hit.name,
-                            hit.text.trim(),
-                            hit.line
-                        ),
-                        hit.text.trim(),
-                    );
+                    // The live words, with the line of the log.
+                    let mut outcome = verdicts::signature(&hit.name, hit.text.trim(), false);
+                    outcome.message = format!("{} (log line {})", outcome.message, hit.line);
                     outcome.suppress_hint = true;
                     outcome.log_line = Some(hit.line);
                     let excerpt = vec![(hit.line, hit.text.clone())];

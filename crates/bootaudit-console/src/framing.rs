@@ -90,6 +90,11 @@ pub fn fresh_token() -> String {
     s
 }
 
+/// Quote for a POSIX shell as one word.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
 /// Frame `cmd` with a fresh token.
 pub fn frame(cmd: &str) -> Result<Framed, FrameError> {
     frame_with_token(cmd, &fresh_token())
@@ -121,7 +126,7 @@ fn frame_inner(cmd: &str, token: &str, stdin_null: bool) -> Result<Framed, Frame
         return Err(FrameError::Empty);
     }
     let p = MARKER_PREFIX;
-    let quoted = format!("'{}'", cmd.replace('\'', r"'\''"));
+    let quoted = shell_quote(cmd);
     let stdin = if stdin_null { " </dev/null" } else { "" };
     let line = format!(
         "printf '%s %s\\n' \"{p}\"\"_{token}_BEGIN\" {quoted}; {{ {cmd} ; }}{stdin} 2>&1; \

@@ -23,7 +23,7 @@ pub use engine::{
 };
 pub use framing::{
     announced_commands, frame, frame_on_terminal, frame_with_token, fresh_token, parse_between,
-    FrameError, Framed, FramedOutput, NoiseFilter, MARKER_PREFIX,
+    shell_quote, FrameError, Framed, FramedOutput, NoiseFilter, MARKER_PREFIX,
 };
 pub use log_lines::{for_each_line, LogStats};
 pub use normalize::Normalizer;

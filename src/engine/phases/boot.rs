@@ -48,6 +48,8 @@ struct Session {
     login_password: Option<String>,
     /// The entry to choose in the boot menu (menu mode, not the default).
     menu: Option<(Loader, MenuTarget)>,
+    /// QEMU booted the entry's kernel itself: the loader did not run.
+    direct: bool,
 }
 
 impl Session {
@@ -124,7 +126,9 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
         .clone()
         .ok_or_else(|| Outcome::error("no ISO resolved (iso.resolve did not run)"))?;
     let ws = Workspace::create(&machine).map_err(|e| {
-        Outcome::error(format!("cannot create a private temp folder for QEMU: {e}"))
+        Outcome::error(format!(
+            "cannot prepare QEMU's private folder (sockets, disks, firmware variables): {e}"
+        ))
     })?;
     let serial_listener = tokio::net::UnixListener::bind(&ws.serial_socket).map_err(|e| {
         Outcome::error(format!(
@@ -145,10 +149,12 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
     let direct = match contract.boot.mode {
         BootMode::Direct => {
             let c = chosen.as_ref().expect("direct mode has chosen an entry");
-            Some(
-                extract_kernel(&iso, &c.entry, ws.path(), &contract.boot.append)
-                    .map_err(Outcome::error)?,
-            )
+            Some(extract_kernel(
+                &iso,
+                &c.entry,
+                ws.path(),
+                &contract.boot.append,
+            )?)
         }
         BootMode::Menu => None,
     };
@@ -178,6 +184,7 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
         bootloader_exercised: direct.is_none(),
         cmdline: direct.as_ref().map(|d| d.cmdline.clone()),
     });
+    let direct_boot = direct.is_some();
     let launch = args::Launch {
         machine: &machine,
         accel,
@@ -271,6 +278,7 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
         contract,
         login_password,
         menu,
+        direct: direct_boot,
     })
 }
 
@@ -299,8 +307,9 @@ fn extract_kernel(
     entry: &BootEntry,
     dir: &std::path::Path,
     append: &str,
-) -> Result<args::DirectKernel, String> {
-    let image = IsoImage::open(iso).map_err(|e| format!("{}: {e}", iso.display()))?;
+) -> Result<args::DirectKernel, Outcome> {
+    let image =
+        IsoImage::open(iso).map_err(|e| Outcome::error(format!("{}: {e}", iso.display())))?;
     let config_dir = entry.config.rsplit_once('/').map_or("", |(d, _)| d);
     let find = |path: &str| {
         let candidates = if path.starts_with('/') {
@@ -312,23 +321,27 @@ fn extract_kernel(
             .iter()
             .find_map(|p| image.find(p).ok())
             .ok_or_else(|| {
-                format!(
-                    "the entry '{}' ({}:{}) boots {path}, which is not in the image",
-                    entry.label, entry.config, entry.line
+                // The image's own fault: its loader would not find the file either.
+                Outcome::fail(
+                    format!(
+                        "the entry '{}' ({}:{}) boots {path}, which is not in the image",
+                        entry.label, entry.config, entry.line
+                    ),
+                    "",
                 )
             })
     };
-    let copy = |path: &str, to: &std::path::Path, append_to: bool| -> Result<(), String> {
+    let copy = |path: &str, to: &std::path::Path, append_to: bool| -> Result<(), Outcome> {
         let found = find(path)?;
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(append_to)
             .write(true)
             .open(to)
-            .map_err(|e| format!("cannot write {}: {e}", to.display()))?;
+            .map_err(|e| Outcome::error(format!("cannot write {}: {e}", to.display())))?;
         image
             .copy_entry(&found, &mut f)
-            .map_err(|e| format!("cannot copy {path} out of the image: {e}"))?;
+            .map_err(|e| Outcome::error(format!("cannot copy {path} out of the image: {e}")))?;
         Ok(())
     };
     let kernel = dir.join("kernel");
@@ -521,7 +534,10 @@ async fn boot_console(
     let started = Instant::now();
     match first_output(s, deadline).await {
         Ok(()) => {
-            let mut chose = String::new();
+            let mut chose = match s.direct {
+                true => "; booted directly, the boot loader was not exercised".to_string(),
+                false => String::new(),
+            };
             if let Some((loader, target)) = s.menu.take() {
                 engine.progress(
                     &s.dialogue.current.clone(),
