@@ -102,6 +102,28 @@ mod tests {
         )
     }
 
+    /// A dialogue whose root commands go through `su`, answered with `password`.
+    fn su_dialogue(password: &str) -> (Dialogue, DuplexStream, Arc<Mutex<Vec<u8>>>) {
+        use crate::config::contract::{Escalation, Secret};
+        let (d, guest, sent) = dialogue();
+        let d = d.with_root(
+            prompts().password,
+            RootAccess {
+                escalation: Escalation::Su {
+                    password: Secret::Literal("unused".into()),
+                },
+                password: Some(password.into()),
+            },
+        );
+        (d, guest, sent)
+    }
+
+    /// The frame's token, from the line the harness sent.
+    fn token_of(line: &str) -> String {
+        let after = line.split("\"_").nth(1).expect("a framed line");
+        after.split('_').next().unwrap_or_default().to_string()
+    }
+
     fn soon() -> Instant {
         Instant::now() + Duration::from_secs(5)
     }
@@ -168,21 +190,11 @@ mod tests {
     /// kept out of the output; a refusal is the command's output (su's own message).
     #[tokio::test]
     async fn su_is_answered_with_roots_password() {
-        use crate::config::contract::{Escalation, Secret};
         for (password, want_out, want_rc) in [
             ("rootpw", "0", 0),
             ("nope", "su: Authentication failure", 1),
         ] {
-            let (d, guest, sent) = dialogue();
-            let mut d = d.with_root(
-                prompts().password,
-                RootAccess {
-                    escalation: Escalation::Su {
-                        password: Secret::Literal("unused".into()),
-                    },
-                    password: Some(password.into()),
-                },
-            );
+            let (mut d, guest, sent) = su_dialogue(password);
             let guest = tokio::spawn(async move {
                 let (r, mut w) = tokio::io::split(guest);
                 let mut lines = BufReader::new(r).lines();
@@ -192,14 +204,7 @@ mod tests {
                     !line.contains("} </dev/null 2>&1; printf"),
                     "stdin stays on the terminal: {line}"
                 );
-                let token = line
-                    .split("\"_")
-                    .nth(1)
-                    .unwrap()
-                    .split('_')
-                    .next()
-                    .unwrap()
-                    .to_string();
+                let token = token_of(&line);
                 w.write_all(format!("{line}\r\nBA_{token}_BEGIN su\r\nPassword: ").as_bytes())
                     .await
                     .unwrap();
@@ -225,29 +230,12 @@ mod tests {
     /// Output that merely ends in "password:" is not su asking: nothing is typed into it.
     #[tokio::test]
     async fn only_sus_own_prompt_gets_the_password() {
-        use crate::config::contract::{Escalation, Secret};
-        let (d, guest, sent) = dialogue();
-        let mut d = d.with_root(
-            prompts().password,
-            RootAccess {
-                escalation: Escalation::Su {
-                    password: Secret::Literal("unused".into()),
-                },
-                password: Some("rootpw".into()),
-            },
-        );
+        let (mut d, guest, sent) = su_dialogue("rootpw");
         let guest = tokio::spawn(async move {
             let (r, mut w) = tokio::io::split(guest);
             let mut lines = BufReader::new(r).lines();
             let line = lines.next_line().await.unwrap().unwrap();
-            let token = line
-                .split("\"_")
-                .nth(1)
-                .unwrap()
-                .split('_')
-                .next()
-                .unwrap()
-                .to_string();
+            let token = token_of(&line);
             // pam_rootok: su asks nothing; the command prints a line ending in "Password:".
             w.write_all(format!("{line}\r\nBA_{token}_BEGIN su\r\nsshd_config\r\nPermitEmptyPasswords no\r\nEnter the new Password: ").as_bytes())
                 .await

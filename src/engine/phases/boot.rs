@@ -160,9 +160,15 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
     };
     let menu = match (&chosen, contract.boot.mode) {
         (Some(c), BootMode::Menu) if !c.is_default => {
-            if c.entry.menu_path.is_empty() {
+            // Positions count within one config file: from a default in another file (a menu
+            // assembled from includes) the keys to press are not known.
+            let across_files = c
+                .default_config
+                .as_ref()
+                .is_some_and(|d| *d != c.entry.config);
+            if c.entry.menu_path.is_empty() || across_files {
                 return Err(Outcome::error(format!(
-                    "the entry '{}' ({}:{}) has no known place in its loader's menu, so it cannot be chosen there — set `boot.mode: direct`",
+                    "the entry '{}' ({}:{}) cannot be chosen in its loader's menu by position (it is hidden, or the menu is assembled from several config files) — set `boot.mode: direct`",
                     c.entry.label, c.entry.config, c.entry.line
                 )));
             }

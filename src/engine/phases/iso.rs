@@ -303,6 +303,8 @@ pub struct ChosenEntry {
     pub is_default: bool,
     /// Where the loader's menu starts: the default entry's position.
     pub default_path: Vec<usize>,
+    /// The config file the default entry is in (positions count within one file).
+    pub default_config: Option<String>,
 }
 
 /// The configs the firmware's loader reads, main config first: ISOLINUX (else GRUB for BIOS)
@@ -368,25 +370,28 @@ pub fn choose_entry(
         .iter()
         .find(|c| !c.entries.is_empty() || c.default.is_some())
         .or(configs.first());
-    let default = main.and_then(|c| {
-        let named = c.default.as_deref();
-        let in_main = |e: &&BootEntry| e.config == c.path;
-        let by_name = named.and_then(|d| {
-            entries.iter().find(|(e, _)| {
+    // The default: the first of the loader's configs whose `default` names one of its
+    // entries (Debian's menus name it in an included file with `MENU DEFAULT`), else the main
+    // config's first entry.
+    let named_default = configs.iter().find_map(|c| {
+        let d = c.default.as_deref()?;
+        let in_config = |e: &&BootEntry| e.config == c.path;
+        entries
+            .iter()
+            .find(|(e, _)| {
                 e.name.eq_ignore_ascii_case(d) || (c.kind == ConfigKind::Grub && e.label == d)
             })
-        });
-        let by_index = named.and_then(|d| d.parse::<usize>().ok()).and_then(|n| {
-            entries
-                .iter()
-                .find(|(e, _)| in_main(e) && e.menu_path == [n])
-        });
-        by_name
-            .or(by_index)
-            .or_else(|| entries.iter().find(|(e, _)| in_main(e)))
-            .or(entries.first())
-            .map(|(e, _)| (*e).clone())
+            .or_else(|| {
+                let n = d.parse::<usize>().ok()?;
+                entries
+                    .iter()
+                    .find(|(e, _)| in_config(e) && e.menu_path == [n])
+            })
     });
+    let default = named_default
+        .or_else(|| main.and_then(|c| entries.iter().find(|(e, _)| e.config == c.path)))
+        .or(entries.first())
+        .map(|(e, _)| (*e).clone());
     let loader = match firmware {
         Firmware::Bios => "BIOS",
         Firmware::Uefi => "UEFI",
@@ -425,7 +430,11 @@ pub fn choose_entry(
         entry,
         kind,
         is_default,
-        default_path: default.map(|d| d.menu_path).unwrap_or_default(),
+        default_path: default
+            .as_ref()
+            .map(|d| d.menu_path.clone())
+            .unwrap_or_default(),
+        default_config: default.map(|d| d.config),
     })
 }
 
@@ -615,5 +624,30 @@ mod tests {
         let none = EntryChoice::Label(regex::Regex::new("rescue").unwrap());
         let e = choose_entry(&installer(), Firmware::Bios, &none).unwrap_err();
         assert!(e.contains("'NixOS'") && e.contains("boot.entry"), "{e}");
+    }
+
+    /// Debian live-build's layout: isolinux.cfg names the menu module, the label marked
+    /// `MENU DEFAULT` sits in an included file (its other files sort first).
+    #[test]
+    fn a_menu_default_in_an_included_file_is_the_default() {
+        let scan = BootConfigScan {
+            configs: vec![
+                config(ConfigKind::Syslinux, "isolinux/adtxt.cfg", "label expert\n  menu label Expert install\n  kernel /install/vmlinuz\n  append priority=low\n"),
+                config(ConfigKind::Syslinux, "isolinux/isolinux.cfg", "include menu.cfg\ndefault vesamenu.c32\nprompt 0\ntimeout 0\n"),
+                config(ConfigKind::Syslinux, "isolinux/live.cfg", "label live-amd64-failsafe\n  menu label Live (failsafe)\n  linux /live/vmlinuz\n  append boot=live noapic\nlabel live-amd64\n  menu label Live system\n  menu default\n  linux /live/vmlinuz\n  append boot=live console=ttyS0\n"),
+            ],
+            warnings: vec![],
+        };
+        let c = choose_entry(&scan, Firmware::Bios, &EntryChoice::Default).unwrap();
+        assert_eq!(c.entry.name, "live-amd64");
+        assert!(c.is_default);
+        assert_eq!(c.default_config.as_deref(), Some("isolinux/live.cfg"));
+        let other = EntryChoice::Label(regex::Regex::new("Expert").unwrap());
+        let c = choose_entry(&scan, Firmware::Bios, &other).unwrap();
+        assert_ne!(
+            c.default_config.as_deref(),
+            Some(c.entry.config.as_str()),
+            "menu mode must refuse it"
+        );
     }
 }

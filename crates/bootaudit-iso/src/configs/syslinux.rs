@@ -64,9 +64,11 @@ pub(super) fn parse(path: &str, text: &str) -> ParsedConfig {
                     ..Label::default()
                 });
             }
+            // `DEFAULT vesamenu.c32` (old style) names the menu module, not a label.
             "default" if current.is_none() => {
                 let (label, _) = split_word(rest);
-                if !label.is_empty() && out.default.is_none() {
+                let module = label.to_ascii_lowercase().ends_with(".c32");
+                if !label.is_empty() && !module && out.default.is_none() {
                     out.default = Some(label.to_string());
                 }
             }
