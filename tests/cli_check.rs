@@ -1054,7 +1054,7 @@ fn the_docs_example_profile_loads() {
         .nth(1)
         .and_then(|s| s.split("```").next())
         .expect("a yaml block");
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let path = tmp.path().join("my-appliance.yaml");
     std::fs::write(&path, yaml).unwrap();
     let run = run_expect(
@@ -1123,7 +1123,7 @@ fn list_shows_each_embedded_profiles_contract() {
 
 #[test]
 fn a_password_the_run_cannot_read_is_a_configuration_error_before_booting() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let mut cmd = bootaudit([
         "run",
         "--iso",
@@ -1145,7 +1145,7 @@ fn a_password_the_run_cannot_read_is_a_configuration_error_before_booting() {
 
 #[test]
 fn a_wrong_contract_value_is_located_and_says_what_to_write() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let path = tmp.path().join("p.yaml");
     std::fs::write(
         &path,
@@ -1167,7 +1167,7 @@ fn a_wrong_contract_value_is_located_and_says_what_to_write() {
 
 #[test]
 fn uefi_without_its_firmware_files_fails_the_host_check_naming_the_package() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let path = tmp.path().join("uefi.yaml");
     std::fs::write(
         &path,

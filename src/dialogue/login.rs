@@ -39,19 +39,8 @@ pub async fn with_password(
         2 => return Ok(PasswordLogin::Refused { at: asked.start }),
         _ => {}
     }
-    let _ = d
-        .console
-        .quiet_for(
-            super::PASSWORD_SETTLE,
-            Instant::now() + std::time::Duration::from_secs(2),
-        )
-        .await;
-    d.console
-        .send_secret_line(password)
-        .await
-        .map_err(|e| WaitError::Closed {
-            tail: e.to_string(),
-        })?;
+    d.settle_after_prompt().await;
+    d.send_secret_line(password).await?;
     // Not the login prompt: "Last login: …" would match it.
     let answer = d
         .expect(

@@ -169,11 +169,6 @@ impl Dialogue {
         self
     }
 
-    /// The command line a root command is sent as (what a replay looks for).
-    pub fn root_command(&self, command: &str) -> String {
-        self.root.escalation.wrap(command)
-    }
-
     fn scope(&self, signature: &str) -> &Scope {
         self.scopes
             .iter()
@@ -277,6 +272,25 @@ impl Dialogue {
             })
     }
 
+    /// After a password prompt, before typing: let the prompting program turn the echo off
+    /// (a quiet spell of [`PASSWORD_SETTLE`], at most 2 s).
+    pub async fn settle_after_prompt(&mut self) {
+        let _ = self
+            .console
+            .quiet_for(PASSWORD_SETTLE, Instant::now() + Duration::from_secs(2))
+            .await;
+    }
+
+    /// Type a password: the transcripts show `[secret]`.
+    pub async fn send_secret_line(&mut self, secret: &str) -> Result<(), WaitError> {
+        self.console
+            .send_secret_line(secret)
+            .await
+            .map_err(|e| WaitError::Closed {
+                tail: e.to_string(),
+            })
+    }
+
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), WaitError> {
         self.console
             .send(bytes)
@@ -340,10 +354,7 @@ impl Dialogue {
                     if !first {
                         continue;
                     }
-                    let _ = self
-                        .console
-                        .quiet_for(PASSWORD_SETTLE, Instant::now() + Duration::from_secs(2))
-                        .await;
+                    self.settle_after_prompt().await;
                     let waiting = self
                         .console
                         .with_transcript(|t| t.text()[p.end..].trim().is_empty());
@@ -351,11 +362,7 @@ impl Dialogue {
                         continue;
                     }
                     answered = true;
-                    self.console.send_secret_line(password).await.map_err(|e| {
-                        WaitError::Closed {
-                            tail: e.to_string(),
-                        }
-                    })?;
+                    self.send_secret_line(password).await?;
                 }
                 _ => break m,
             }

@@ -89,17 +89,24 @@ pub fn cmdline_words(cmdline: &str) -> Vec<String> {
     out
 }
 
+/// The PC's legacy UART I/O ports, in the order the kernel numbers them (COM1 … COM4).
+const LEGACY_UART_PORTS: [&str; 4] = ["0x3f8", "0x2f8", "0x3e8", "0x2e8"];
+
 /// The device part of a `console=` value, normalised like the kernel does: `ttyS0,115200n8`
-/// → `ttyS0`; a bare number means `ttyS<n>`; `uart[8250],io|mmio,0x3f8…` is COM1 = ttyS0.
+/// → `ttyS0`; a bare number means `ttyS<n>`; `uart[8250],io,0x3f8…` at COM<n+1>'s port is
+/// `ttyS<n>`.
 pub fn console_device(value: &str) -> String {
     let dev = value.split(',').next().unwrap_or("");
     if dev.starts_with(|c: char| c.is_ascii_digit()) {
         return format!("ttyS{dev}");
     }
     if dev == "uart" || dev == "uart8250" {
-        let parts: Vec<&str> = value.split(',').collect();
-        if parts.len() >= 3 && parts[2].eq_ignore_ascii_case("0x3f8") {
-            return "ttyS0".into();
+        let port = value.split(',').nth(2).unwrap_or("");
+        if let Some(n) = LEGACY_UART_PORTS
+            .iter()
+            .position(|p| p.eq_ignore_ascii_case(port))
+        {
+            return format!("ttyS{n}");
         }
     }
     dev.to_string()
@@ -272,6 +279,8 @@ mod tests {
         assert!(!has("console=tty0 -- console=ttyS0"));
         assert!(has("console=0,115200"));
         assert!(has("console=uart8250,io,0x3f8,115200n8"));
+        assert!(!has("console=uart8250,io,0x2f8,115200n8"));
+        assert!(analyse("console=uart,io,0x2f8", "ttyS1").port_last);
         assert!(analyse("a=\"x y\" console=ttyS0", "ttyS0").port_last);
     }
 }

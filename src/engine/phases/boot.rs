@@ -48,8 +48,6 @@ struct Session {
     login_password: Option<String>,
     /// The entry to choose in the boot menu (menu mode, not the default).
     menu: Option<(Loader, MenuTarget)>,
-    /// QEMU booted the entry's kernel itself: the loader did not run.
-    direct: bool,
 }
 
 impl Session {
@@ -190,7 +188,6 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
         bootloader_exercised: direct.is_none(),
         cmdline: direct.as_ref().map(|d| d.cmdline.clone()),
     });
-    let direct_boot = direct.is_some();
     let launch = args::Launch {
         machine: &machine,
         accel,
@@ -284,7 +281,6 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
         contract,
         login_password,
         menu,
-        direct: direct_boot,
     })
 }
 
@@ -540,9 +536,11 @@ async fn boot_console(
     let started = Instant::now();
     match first_output(s, deadline).await {
         Ok(()) => {
-            let mut chose = match s.direct {
-                true => "; booted directly, the boot loader was not exercised".to_string(),
-                false => String::new(),
+            let mut chose = match s.contract.boot.mode {
+                BootMode::Direct => {
+                    "; booted directly, the boot loader was not exercised".to_string()
+                }
+                BootMode::Menu => String::new(),
             };
             if let Some((loader, target)) = s.menu.take() {
                 engine.progress(
