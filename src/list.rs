@@ -142,6 +142,17 @@ fn check_fields(config: &Config, c: &ConditionDef) -> Vec<(&'static str, Value)>
             if !p.fail_fast.is_empty() {
                 fields.push(("fail_fast", patterns(p.fail_fast)));
             }
+            if !p.final_states.is_empty() {
+                let states: Vec<Value> = p
+                    .final_states
+                    .iter()
+                    .map(|f| {
+                        let when: Vec<String> = f.when.iter().map(|w| fill(&w.0)).collect();
+                        json!(format!("{} — {}", when.join(" and "), f.why))
+                    })
+                    .collect();
+                fields.push(("final_states", Value::from(states)));
+            }
             if let Some(code) = p.exit_code {
                 fields.push(("exit_code", json!(code)));
             }
@@ -191,6 +202,8 @@ fn details_json(config: &Config, c: &ConditionDef) -> Value {
         "phase": c.phase,
         "passes_when": c.describe(&p.vars),
         "requires": c.requires,
+        "explained_by": c.explained_by,
+        "follows": c.follows,
         "selected": config.profile_selects(&c.id),
         "allowed_skip": p.allowed_skips.contains(&c.id),
         "source": c.source,
@@ -216,6 +229,18 @@ fn details_text(config: &Config, c: &ConditionDef) -> String {
             c.requires.join(", ")
         ));
     }
+    if !c.explained_by.is_empty() {
+        lines.push(format!(
+            "  explained by: {} (judged anyway; a failure there is named as the likely cause)",
+            c.explained_by.join(", ")
+        ));
+    }
+    if !c.follows.is_empty() {
+        lines.push(format!(
+            "  follows:      {} (passes only after them; when one failed, judged at once)",
+            c.follows.join(", ")
+        ));
+    }
     let selection = match (
         config.profile_selects(&c.id),
         p.allowed_skips.contains(&c.id),
@@ -239,6 +264,7 @@ fn details_text(config: &Config, c: &ConditionDef) -> String {
         let label = match k {
             "pass" => "pass if all",
             "fail_fast" => "fail at once",
+            "final_states" => "final states",
             "run_as" => "run as",
             "exit_code" => "exit code",
             "poll" => "re-run every",

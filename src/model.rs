@@ -205,6 +205,10 @@ pub struct ConditionReport {
     /// Relative path of the condition's transcript in the report folder.
     pub transcript: Option<String>,
     pub blocked_by: Option<String>,
+    /// A failure: the earlier failed condition that likely explains it (the root of the
+    /// chain: the catalog's `explained_by`/`follows`, followed back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub likely_cause: Option<String>,
     /// Replay: the line of the replayed log where the evidence is (1-based raw line number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_line: Option<u64>,
@@ -219,6 +223,16 @@ pub struct ConditionReport {
 }
 
 impl ConditionReport {
+    /// Where this result goes when the report lists root causes first: 0 a failure or error
+    /// nothing else explains, 1 a failure with a likely cause, 2 the rest.
+    pub fn cause_rank(&self) -> u8 {
+        match (self.status, &self.likely_cause) {
+            (Status::Fail | Status::Error, None) => 0,
+            (Status::Fail | Status::Error, Some(_)) => 1,
+            _ => 2,
+        }
+    }
+
     /// Does this result let dependent conditions run?
     pub fn satisfies_dependents(&self) -> bool {
         self.status == Status::Pass
@@ -311,6 +325,7 @@ mod tests {
             duration_ms: 0,
             transcript: None,
             blocked_by: None,
+            likely_cause: None,
             log_line: None,
             warnings: vec![],
             diagnostics: vec![],

@@ -84,6 +84,36 @@ impl Run {
             c["message"].as_str().unwrap_or("").to_string(),
         )
     }
+
+    /// The likely cause the report names for a condition.
+    fn cause(&self, id: &str) -> Option<String> {
+        self.report["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .and_then(|c| c["likely_cause"].as_str().map(String::from))
+    }
+
+    /// Each of `ids` names `cause` as its likely cause, in report.json and in its message.
+    fn expect_caused_by(&self, cause: &str, ids: &[&str]) {
+        for id in ids {
+            assert_eq!(
+                self.cause(id).as_deref(),
+                Some(cause),
+                "{id}: {}",
+                self.status(id).2
+            );
+            assert!(
+                self.status(id)
+                    .2
+                    .contains(&format!("likely cause: {cause}")),
+                "{id}: {}",
+                self.status(id).2
+            );
+        }
+        assert_eq!(self.cause(cause), None, "{cause} is a root cause");
+    }
 }
 
 /// The default profile with shorter waits for the conditions a test expects to time out, so
@@ -306,6 +336,13 @@ fn assert_replay_agrees(run: &Run, extra: &[&str]) {
         if c["status"] != "skip" && !c["log_line"].is_u64() {
             differ.push(format!("{id}: {} without a log line", c["status"]));
         }
+        if c["likely_cause"].as_str() != run.cause(id).as_deref() {
+            differ.push(format!(
+                "{id}: live likely cause {:?}, replay {}",
+                run.cause(id),
+                c["likely_cause"]
+            ));
+        }
         if c["status"] != live.as_str() || c["blocked_by"].as_str() != live_blocked.as_deref() {
             differ.push(format!(
                 "{id}: live {live} {live_blocked:?} \"{live_message}\", replay {} {} \"{}\"",
@@ -369,7 +406,12 @@ fn no_serial_console_is_caught_before_booting() {
 #[test]
 fn no_autologin() {
     let run = audit("no-autologin", &[]);
-    expect_boot(&run, &["boot.autologin"], &blocked_from("shell.ready"));
+    // The announcement needs no shell: the console shows it, so it passes.
+    let blocked: Vec<_> = blocked_from("shell.ready")
+        .into_iter()
+        .filter(|(id, _)| *id != "console.lan-announce")
+        .collect();
+    expect_boot(&run, &["boot.autologin"], &blocked);
     assert!(message(&run, "boot.autologin").contains("login prompt"));
 }
 
@@ -381,7 +423,7 @@ fn sudo_asking_for_a_password() {
         &["shell.root"],
         &[
             ("storage.vg-main", "shell.root"),
-            ("storage.lv-slash", "storage.vg-main"),
+            ("storage.lv-slash", "shell.root"),
         ],
     );
     assert!(
@@ -391,17 +433,24 @@ fn sudo_asking_for_a_password() {
     );
 }
 
-/// What a failed storage.status blocks.
-const AFTER_STORAGE_STATUS: &[(&str, &str)] = &[
-    ("storage.vg-main", "storage.status"),
-    ("storage.lv-slash", "storage.vg-main"),
-    ("unit.pre-nixos-inactive", "storage.status"),
+/// What a failed storage.status explains: each is judged, fails, and names it as the cause.
+const AFTER_STORAGE_STATUS: &[&str] = &[
+    "storage.vg-main",
+    "storage.lv-slash",
+    "unit.pre-nixos-inactive",
 ];
+
+fn storage_status_and_after() -> Vec<&'static str> {
+    let mut ids = vec!["storage.status"];
+    ids.extend(AFTER_STORAGE_STATUS);
+    ids
+}
 
 #[test]
 fn provisioning_failed() {
     let run = audit("provision-failed", &[]);
-    expect_boot(&run, &["storage.status"], AFTER_STORAGE_STATUS);
+    expect_boot(&run, &storage_status_and_after(), &[]);
+    run.expect_caused_by("storage.status", AFTER_STORAGE_STATUS);
     let diag = run.out.path().join("diagnostics/storage.status");
     assert!(
         diag.join("pre-nixos-journal.txt").exists(),
@@ -412,8 +461,21 @@ fn provisioning_failed() {
 #[test]
 fn provisioning_hangs() {
     // A shorter wait keeps the test quick; the verdict is the same at any timeout.
-    let run = audit_with_timeouts("provision-hang", &[("storage.status", "25s")]);
-    expect_boot(&run, &["storage.status"], AFTER_STORAGE_STATUS);
+    let run = audit_with_timeouts(
+        "provision-hang",
+        &[
+            ("storage.status", "25s"),
+            ("unit.pre-nixos-inactive", "10s"),
+        ],
+    );
+    expect_boot(&run, &storage_status_and_after(), &[]);
+    run.expect_caused_by("storage.status", AFTER_STORAGE_STATUS);
+    // The unit's state was there to read: still starting.
+    assert!(
+        message(&run, "unit.pre-nixos-inactive").contains("activating"),
+        "{}",
+        message(&run, "unit.pre-nixos-inactive")
+    );
     assert!(
         message(&run, "storage.status").contains("activating"),
         "{}",
@@ -434,23 +496,29 @@ fn unit_never_settles() {
 }
 
 #[test]
+fn a_oneshot_that_remains_active_fails_at_once() {
+    // Its real timeout: the verdict comes from the final state, not from waiting.
+    let run = audit("unit-remains-active", &[]);
+    expect_boot(&run, &["unit.pre-nixos-inactive"], &[]);
+    let msg = message(&run, "unit.pre-nixos-inactive");
+    assert!(
+        msg.contains("SubState=exited") && msg.contains("final") && !msg.contains("polling"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn wrong_lvm_names() {
     let run = audit("wrong-lvm", &[]);
-    expect_boot(
-        &run,
-        &["storage.vg-main"],
-        &[("storage.lv-slash", "storage.vg-main")],
-    );
+    expect_boot(&run, &["storage.vg-main", "storage.lv-slash"], &[]);
+    run.expect_caused_by("storage.vg-main", &["storage.lv-slash"]);
 }
 
 #[test]
 fn no_lan_interface() {
     let run = audit("no-lan", &[]);
-    expect_boot(
-        &run,
-        &["net.lan-ipv4"],
-        &[("console.lan-announce", "net.lan-ipv4")],
-    );
+    expect_boot(&run, &["net.lan-ipv4", "console.lan-announce"], &[]);
+    run.expect_caused_by("net.lan-ipv4", &["console.lan-announce"]);
     assert!(
         message(&run, "net.lan-ipv4").contains("does not exist"),
         "{}",
@@ -460,12 +528,20 @@ fn no_lan_interface() {
 
 #[test]
 fn no_dhcp_lease() {
-    let run = audit_with_timeouts("no-dhcp", &[("net.lan-ipv4", "20s")]);
-    expect_boot(
-        &run,
-        &["net.lan-ipv4"],
-        &[("console.lan-announce", "net.lan-ipv4")],
-    );
+    let run = audit("no-dhcp", &[]);
+    expect_boot(&run, &["net.lan-ipv4", "console.lan-announce"], &[]);
+    run.expect_caused_by("net.lan-ipv4", &["console.lan-announce"]);
+    let msg = message(&run, "net.lan-ipv4");
+    assert!(msg.contains("final"), "{msg}");
+}
+
+#[test]
+fn a_link_networkd_leaves_unmanaged_fails_at_once() {
+    let run = audit("lan-unmanaged", &[]);
+    expect_boot(&run, &["net.lan-ipv4", "console.lan-announce"], &[]);
+    run.expect_caused_by("net.lan-ipv4", &["console.lan-announce"]);
+    let msg = message(&run, "net.lan-ipv4");
+    assert!(msg.contains("unmanaged") && msg.contains("final"), "{msg}");
 }
 
 /// Every boot condition from `first` on, with the prerequisite named in `blocked_by` when the
@@ -479,11 +555,11 @@ fn blocked_from(first: &str) -> Vec<(&'static str, &'static str)> {
         ("shell.root", "shell.ready"),
         ("storage.tools", "shell.ready"),
         ("storage.status", "shell.ready"),
-        ("storage.vg-main", "storage.status"),
-        ("storage.lv-slash", "storage.vg-main"),
+        ("storage.vg-main", "shell.root"),
+        ("storage.lv-slash", "shell.root"),
         ("net.lan-ipv4", "shell.ready"),
-        ("unit.pre-nixos-inactive", "storage.status"),
-        ("console.lan-announce", "net.lan-ipv4"),
+        ("unit.pre-nixos-inactive", "shell.ready"),
+        ("console.lan-announce", "boot.login"),
     ];
     CHAIN
         .iter()

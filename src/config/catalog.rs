@@ -45,8 +45,19 @@ pub struct ConditionDef {
     pub phase: Phase,
     /// One line: the condition passes when …
     pub passes_when: String,
+    /// What the harness cannot judge this condition without (a probe needs a shell, a root
+    /// probe root): a failed one skips this one, naming it in `blocked_by`.
     #[serde(default)]
     pub requires: Vec<String>,
+    /// Earlier conditions whose failure would explain this one's: this one is judged anyway,
+    /// and its failure names the failed one as its likely cause.
+    #[serde(default)]
+    pub explained_by: Vec<String>,
+    /// Earlier conditions this one can only pass after (the image shows it only once they
+    /// hold): when one failed, this one is judged on what the guest shows at once, without
+    /// waiting, and a failure names it as the likely cause.
+    #[serde(default)]
+    pub follows: Vec<String>,
     pub check: CheckKind,
     /// For `check: builtin`: which check implemented in code (src/config/builtin.rs).
     pub builtin: Option<String>,
@@ -73,6 +84,10 @@ pub struct ConditionDef {
     /// Any of these means the state will never come: fail at once, quoting the match.
     #[serde(default)]
     pub fail_fast: Vec<PatternSrc>,
+    /// States from which the pass state cannot follow, each with why it is final: when every
+    /// pattern of one matches (and the pass patterns do not), fail at once.
+    #[serde(default)]
+    pub final_states: Vec<FinalState>,
     /// Required exit code (none: any).
     pub exit_code: Option<i32>,
     /// Re-run every `poll` until it passes or the timeout ends (state that settles over time).
@@ -90,6 +105,16 @@ pub struct ConditionDef {
 
     // watch fields
     pub pattern: Option<PatternSrc>,
+}
+
+/// A state a probe's output shows from which its pass state cannot follow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinalState {
+    /// Every pattern must match the output.
+    pub when: Vec<PatternSrc>,
+    /// Why the state is final, for the failure message.
+    pub why: String,
 }
 
 /// One way a foreign log (another harness's transcript, no bootaudit frames) can show a probe:
@@ -272,6 +297,7 @@ pub struct ProbeDef<'a> {
     pub grants_root: bool,
     pub pass: &'a [PatternSrc],
     pub fail_fast: &'a [PatternSrc],
+    pub final_states: &'a [FinalState],
     pub exit_code: Option<i32>,
     pub poll: Option<Span>,
     pub evidence: Option<&'a PatternSrc>,
@@ -289,6 +315,7 @@ impl ConditionDef {
         let probe_fields = self.run.is_some()
             || !self.pass.is_empty()
             || !self.fail_fast.is_empty()
+            || !self.final_states.is_empty()
             || self.exit_code.is_some()
             || self.poll.is_some()
             || self.evidence.is_some()
@@ -297,7 +324,7 @@ impl ConditionDef {
             || !self.replay.is_empty();
         match self.check {
             CheckKind::Builtin if probe_fields || self.pattern.is_some() => {
-                Err("a builtin check takes no run/pass/fail_fast/exit_code/poll/evidence/replay/pattern fields".into())
+                Err("a builtin check takes no run/pass/fail_fast/final_states/exit_code/poll/evidence/replay/pattern fields".into())
             }
             CheckKind::Builtin => match &self.builtin {
                 Some(kind) => Builtin::resolve(kind, self.phase).map(CheckDef::Builtin),
@@ -329,6 +356,9 @@ impl ConditionDef {
                 for form in &self.replay {
                     form.check()?;
                 }
+                if let Some(f) = self.final_states.iter().find(|f| f.when.is_empty()) {
+                    return Err(format!("the final state `{}` needs `when` patterns", f.why));
+                }
                 if self.grants_root && self.run_as != RunAs::Root {
                     return Err("`grants_root` proves root through the escalation: give it `run_as: root`".into());
                 }
@@ -338,6 +368,7 @@ impl ConditionDef {
                     grants_root: self.grants_root,
                     pass: &self.pass,
                     fail_fast: &self.fail_fast,
+                    final_states: &self.final_states,
                     exit_code: self.exit_code,
                     poll: self.poll,
                     evidence: self.evidence.as_ref(),

@@ -336,24 +336,31 @@ fn validate_condition(
     earlier: &[ConditionDef],
     vars: &std::collections::BTreeMap<String, String>,
 ) -> Result<(), ConfigError> {
-    for req in &def.requires {
-        match earlier.iter().find(|c| &c.id == req) {
-            None => {
-                return Err(src.error_at(
-                    &format!("id: {}", def.id),
-                    format!(
-                        "condition `{}` requires `{req}`, which is not defined before it: prerequisites must come earlier in the list",
-                        def.id
-                    ),
-                ))
+    let relations = [
+        ("requires", &def.requires),
+        ("explained_by", &def.explained_by),
+        ("follows", &def.follows),
+    ];
+    for (key, ids) in relations {
+        for req in ids {
+            match earlier.iter().find(|c| &c.id == req) {
+                None => {
+                    return Err(src.error_at(
+                        &format!("id: {}", def.id),
+                        format!(
+                            "condition `{}` has `{key}: [{req}]`, which is not defined before it: the conditions it names must come earlier in the list",
+                            def.id
+                        ),
+                    ))
+                }
+                Some(c) if c.phase > def.phase => {
+                    return Err(src.error_at(
+                        &format!("id: {}", def.id),
+                        format!("condition `{}` ({}) has `{key}: [{req}]` of the later phase {}", def.id, def.phase, c.phase),
+                    ))
+                }
+                _ => {}
             }
-            Some(c) if c.phase > def.phase => {
-                return Err(src.error_at(
-                    &format!("id: {}", def.id),
-                    format!("condition `{}` ({}) requires `{req}` of the later phase {}", def.id, def.phase, c.phase),
-                ))
-            }
-            _ => {}
         }
     }
     def.check().map_err(|e| {
@@ -385,6 +392,7 @@ fn validate_condition(
         .pass
         .iter()
         .chain(&def.fail_fast)
+        .chain(def.final_states.iter().flat_map(|f| &f.when))
         .chain(&def.evidence)
         .chain(&def.pattern);
     texts.extend(patterns.map(|p| p.0.as_str()));

@@ -184,6 +184,10 @@ pub struct Signature {
     /// The conditions this signature fails; empty means every boot condition still waiting.
     #[serde(default)]
     pub fails: Vec<String>,
+    /// The line that ends the report the signature starts (a panic's `---[ end Kernel panic`):
+    /// the verdict waits for it, so the transcript holds the whole report; at most a few
+    /// seconds when it never comes.
+    pub end: Option<PatternSrc>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -135,6 +135,8 @@ pub struct Dialogue {
     pub console: Console,
     /// Signature name → what its hits mean.
     scopes: Vec<(String, Scope)>,
+    /// Signature name → the line that ends its report.
+    ends: Vec<(String, Regex)>,
     noise: NoiseFilter,
     cancel: Cancel,
     password_prompt: Regex,
@@ -153,6 +155,7 @@ impl Dialogue {
         Dialogue {
             console,
             scopes,
+            ends: Vec::new(),
             noise,
             cancel,
             password_prompt: Regex::new(crate::config::contract::DEFAULT_PASSWORD_PROMPT)
@@ -160,6 +163,34 @@ impl Dialogue {
             root: RootAccess::sudo(),
             current: String::new(),
         }
+    }
+
+    /// The lines that end the reports signatures start (see [`Dialogue::read_report_end`]).
+    pub fn with_report_ends(mut self, ends: Vec<(String, Regex)>) -> Self {
+        self.ends = ends;
+        self
+    }
+
+    /// After a hit of `signature` at byte `offset`: read on until the line that ends its report
+    /// (a panic's end line), at most `bound` — the whole report for the transcript, no longer
+    /// than it takes to arrive. Without an end line, the whole bound.
+    pub async fn read_report_end(&mut self, signature: &str, offset: usize, bound: Duration) {
+        let until = Instant::now() + bound;
+        let Some(end) = self
+            .ends
+            .iter()
+            .find(|(n, _)| n == signature)
+            .map(|(_, re)| re.clone())
+        else {
+            self.console.drain_for(bound).await;
+            return;
+        };
+        let cursor = self.console.cursor();
+        self.console.set_cursor(offset);
+        self.console.set_signature_checking(false);
+        let _ = self.console.expect(std::slice::from_ref(&end), until).await;
+        self.console.set_signature_checking(true);
+        self.console.set_cursor(cursor.max(self.console.cursor()));
     }
 
     /// Use the profile's password prompt and escalation.
@@ -406,19 +437,109 @@ impl Dialogue {
     }
 }
 
+impl Dialogue {
+    /// Start `command` as root without waiting for it (its output discarded), where the
+    /// escalation needs no terminal; otherwise run it as root and wait.
+    pub async fn run_as_root_detached(
+        &mut self,
+        command: &str,
+        deadline: Instant,
+    ) -> Result<CommandRun, WaitError> {
+        if self.root.escalation.needs_terminal() {
+            return self.run(command, true, deadline).await;
+        }
+        let detached = format!("({} >/dev/null 2>&1 &)", self.root.escalation.wrap(command));
+        self.run(&detached, false, deadline).await
+    }
+
+    /// Run `command` framed as soon as the shell reads it, on a console that may never fall
+    /// quiet: the line is typed at once and typed again, in a fresh frame, whenever `first_try`
+    /// (doubling each time) passes without an answer — a login may flush what was typed before
+    /// its shell started. Whichever frame answers first wins; frames typed after it run too,
+    /// so their answers are awaited (briefly) before the console is handed on, lest their
+    /// output land inside the next command's.
+    pub async fn run_when_ready(
+        &mut self,
+        command: &str,
+        first_try: Duration,
+        deadline: Instant,
+    ) -> Result<CommandRun, WaitError> {
+        let started = Instant::now();
+        self.console.skip_to_end();
+        let mut sent: Vec<(bootaudit_console::Framed, usize)> = Vec::new();
+        let mut wait = first_try;
+        let (winner, from) = loop {
+            let framed = frame(command).map_err(|e| WaitError::Closed {
+                tail: format!("cannot frame command: {e}"),
+            })?;
+            self.console.skip_to_end();
+            let from = self.console.cursor();
+            self.send_line(&framed.line).await?;
+            sent.push((framed, from));
+            let ends: Vec<Regex> = sent.iter().map(|(f, _)| f.end_re.clone()).collect();
+            // Search from the first frame: an early one may answer late.
+            self.console.set_cursor(sent[0].1);
+            let this_try = (Instant::now() + wait).min(deadline);
+            match self.expect(&ends, this_try).await {
+                Ok(m) => break (m.pattern, sent[m.pattern].1),
+                Err(WaitError::Timeout { .. }) if Instant::now() < deadline => {
+                    wait = (wait * 2).min(Duration::from_secs(8));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let text = self
+            .console
+            .with_transcript(|t| t.text()[from..].to_string());
+        let output =
+            sent[winner]
+                .0
+                .extract(&text, &self.noise)
+                .ok_or_else(|| WaitError::Closed {
+                    tail: "the end marker came without the begin marker".into(),
+                })?;
+        let took = started.elapsed();
+        // Later frames were typed ahead and will run: let them finish first.
+        if winner + 1 < sent.len() {
+            let later: Vec<Regex> = sent[winner + 1..]
+                .iter()
+                .map(|(f, _)| f.end_re.clone())
+                .collect();
+            let bound = Instant::now() + Duration::from_secs(5);
+            for end in later {
+                if self
+                    .expect(std::slice::from_ref(&end), bound)
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+        self.console.skip_to_end();
+        Ok(CommandRun { output, took })
+    }
+}
+
 /// The profile's failure signatures and console noise, resolved for a console — the same for a
 /// live boot and a replay.
 pub struct ConsoleRules {
     pub config: ConsoleConfig,
     /// Signature name → what its hits mean.
     pub scopes: Vec<(String, Scope)>,
+    /// Signature name → the line that ends its report.
+    pub ends: Vec<(String, Regex)>,
     pub noise: NoiseFilter,
 }
 
 pub fn console_rules(profile: &Profile) -> Result<ConsoleRules, String> {
     let mut config = ConsoleConfig::default();
     let mut scopes = Vec::new();
+    let mut ends = Vec::new();
     for sig in &profile.failure_signatures {
+        if let Some(end) = &sig.end {
+            ends.push((sig.name.clone(), end.resolve(&profile.vars)?));
+        }
         config = config.signature(sig.name.clone(), sig.pattern.resolve(&profile.vars)?);
         let scope = if sig.fails.is_empty() {
             Scope::Every
@@ -439,6 +560,7 @@ pub fn console_rules(profile: &Profile) -> Result<ConsoleRules, String> {
     Ok(ConsoleRules {
         config,
         scopes,
+        ends,
         noise: NoiseFilter::default_console().with(noise),
     })
 }
@@ -472,14 +594,7 @@ mod tests {
             let mut lines = BufReader::new(r).lines();
             let line = lines.next_line().await.unwrap().unwrap();
             // Echo, then what the shell prints.
-            let token = line
-                .split("_BEGIN")
-                .next()
-                .unwrap()
-                .rsplit('_')
-                .next()
-                .unwrap()
-                .to_string();
+            let token = token_of(&line);
             w.write_all(format!("{line}\r\n").as_bytes()).await.unwrap();
             w.write_all(format!("BA_{token}_BEGIN\r\n  ma").as_bytes())
                 .await
@@ -506,6 +621,117 @@ mod tests {
             run.output.interleaved,
             vec!["LAN IPv4 address: 10.0.2.15".to_string()]
         );
+    }
+
+    /// The token of a framed line the harness typed.
+    fn token_of(line: &str) -> String {
+        line.split("_BEGIN")
+            .next()
+            .unwrap()
+            .rsplit('_')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A shell whose login flushed the first line typed, on a console a service floods with a
+    /// line every 10 ms: the take-over answers on the second try, without a quiet spell, and
+    /// the output is the answering frame's alone.
+    #[tokio::test]
+    async fn takes_over_a_flooded_shell_that_lost_the_first_line() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (harness, guest) = tokio::io::duplex(1 << 16);
+        let console = Console::from_stream(harness, ConsoleConfig::default());
+        let mut d = Dialogue::new(
+            console,
+            vec![],
+            NoiseFilter::default_console(),
+            Cancel::new(),
+        );
+        let (r, w) = tokio::io::split(guest);
+        let w = std::sync::Arc::new(tokio::sync::Mutex::new(w));
+        let flood = {
+            let w = w.clone();
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let line = format!("[ {n}.000] flood: heartbeat seq={n}\r\n");
+                    if w.lock().await.write_all(line.as_bytes()).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        };
+        let shell = tokio::spawn(async move {
+            let mut lines = BufReader::new(r).lines();
+            let mut n = 0;
+            while let Ok(Some(line)) = lines.next_line().await {
+                n += 1;
+                if n == 1 {
+                    continue; // flushed by login
+                }
+                let t = token_of(&line);
+                let answer =
+                    format!("{line}\r\nBA_{t}_BEGIN\r\n42\r\nnixos\r\nBA_{t}_END rc=0\r\n$ ");
+                w.lock().await.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        let started = Instant::now();
+        let run = d
+            .run_when_ready(
+                "echo $((6*7)); id -un",
+                Duration::from_millis(300),
+                Instant::now() + Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            run.output.lines,
+            vec!["42".to_string(), "nixos".to_string()]
+        );
+        assert_eq!(run.output.exit_code, 0);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        flood.abort();
+        shell.abort();
+    }
+
+    /// A shell that reads every line but answers slowly: the line typed again meanwhile runs
+    /// too, and its answer is awaited, so none of it reaches the next command.
+    #[tokio::test]
+    async fn a_slow_shell_runs_every_typed_line_before_the_next_command() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (harness, guest) = tokio::io::duplex(1 << 16);
+        let console = Console::from_stream(harness, ConsoleConfig::default());
+        let mut d = Dialogue::new(
+            console,
+            vec![],
+            NoiseFilter::default_console(),
+            Cancel::new(),
+        );
+        let shell = tokio::spawn(async move {
+            let (r, mut w) = tokio::io::split(guest);
+            let mut lines = BufReader::new(r).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                let t = token_of(&line);
+                let out = if line.contains("id -u;") { "0" } else { "42" };
+                let answer = format!("BA_{t}_BEGIN\r\n{out}\r\nBA_{t}_END rc=0\r\n$ ");
+                w.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let run = d
+            .run_when_ready("echo $((6*7))", Duration::from_millis(150), deadline)
+            .await
+            .unwrap();
+        assert_eq!(run.output.lines, vec!["42".to_string()]);
+        let next = d.run("id -u; true", false, deadline).await.unwrap();
+        assert_eq!(next.output.lines, vec!["0".to_string()]);
+        shell.abort();
     }
 
     /// A dialogue judging boot.login whose guest printed `console`, with these signatures;

@@ -69,7 +69,7 @@ impl AccelChoice {
 }
 
 /// What earlier conditions found out, for later ones to use.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct Facts {
     pub qemu_version: Option<String>,
     pub accel: Option<AccelChoice>,
@@ -78,6 +78,10 @@ pub struct Facts {
     /// The boot entry the profile chose (iso.console found it).
     pub boot_entry: Option<phases::iso::ChosenEntry>,
     pub boot: Option<BootInfo>,
+    /// The ISO's sha256, computed in the background from iso.resolve on (for the report).
+    pub iso_sha256: Option<std::sync::mpsc::Receiver<std::io::Result<String>>>,
+    /// The KVM probe started as the run began (virt.kvm takes its answer).
+    pub kvm_probe: Option<std::sync::mpsc::Receiver<phases::virt::KvmVerdict>>,
 }
 
 pub struct Engine {
@@ -176,6 +180,7 @@ impl Engine {
             profile: &profile,
             out_dir: &out_dir,
         });
+        phases::start_background(&mut self);
         for phase in Phase::ALL {
             let defs: Vec<ConditionDef> = self
                 .config
@@ -206,6 +211,15 @@ impl Engine {
             }
         }
         self.into_report()
+    }
+
+    /// Will the condition that runs this builtin run in this command (in scope, selected)?
+    pub fn will_run(&self, builtin: crate::config::Builtin) -> bool {
+        self.config.conditions.iter().any(|d| {
+            matches!(d.check(), Ok(crate::config::CheckDef::Builtin(b)) if b == builtin)
+                && self.in_scope.contains(&d.id)
+                && self.selected.contains(&d.id)
+        })
     }
 
     /// Judge the boot phase from this recorded log instead of booting.
@@ -266,14 +280,47 @@ impl Engine {
         self.emit(Event::Progress { id, at, detail });
     }
 
-    /// Record a finished condition (with the hint appended to failures) and emit it.
-    pub fn record(&mut self, def: &ConditionDef, started: Millis, mut outcome: Outcome) {
+    /// Record a finished condition (with the hint appended to failures, and the likely cause
+    /// the catalog's `explained_by`/`follows` name) and emit it.
+    pub fn record(&mut self, def: &ConditionDef, started: Millis, outcome: Outcome) {
+        self.record_caused_by(def, started, outcome, None);
+    }
+
+    /// [`Engine::record`], where the phase knows the earlier condition that made this one fail
+    /// (the one that saw the guest panic); without one the catalog decides.
+    pub fn record_caused_by(
+        &mut self,
+        def: &ConditionDef,
+        started: Millis,
+        mut outcome: Outcome,
+        caused_by: Option<String>,
+    ) {
         if outcome.status == Status::Fail && !outcome.suppress_hint {
             if let Some(hint) = &def.hint {
                 if !outcome.message.contains(hint.as_str()) {
                     outcome.message = format!("{} — {}", outcome.message, hint);
                 }
             }
+        }
+        let likely_cause = match outcome.status {
+            Status::Fail => match caused_by {
+                Some(id) => self.result(&id).map(|r| match &r.likely_cause {
+                    Some(root) => (root.clone(), Some(id.clone())),
+                    None => (id.clone(), None),
+                }),
+                None => self.likely_cause(def),
+            },
+            _ => None,
+        };
+        if let Some((root, through)) = &likely_cause {
+            outcome.message = format!(
+                "{} — likely cause: {root} failed first{}",
+                outcome.message,
+                match through {
+                    Some(via) => format!(" (through {via})"),
+                    None => String::new(),
+                }
+            );
         }
         let report = ConditionReport {
             id: def.id.clone(),
@@ -285,6 +332,7 @@ impl Engine {
             duration_ms: self.now_ms().saturating_sub(started),
             transcript: Some(format!("conditions/{}.log", def.id)),
             blocked_by: outcome.blocked_by,
+            likely_cause: likely_cause.map(|(root, _)| root),
             log_line: outcome.log_line,
             warnings: outcome.warnings,
             diagnostics: Vec::new(),
@@ -292,6 +340,30 @@ impl Engine {
         };
         self.emit(Event::ConditionFinished(&report));
         self.results.push(report);
+    }
+
+    /// The earlier failure that likely explains a failure of `def`: the first of its
+    /// `follows`/`explained_by` that failed, followed back to the root of its own chain.
+    /// Returns the root and, when it differs, the condition in between.
+    pub fn likely_cause(&self, def: &ConditionDef) -> Option<(String, Option<String>)> {
+        let failed = def
+            .follows
+            .iter()
+            .chain(&def.explained_by)
+            .filter_map(|id| self.result(id))
+            .find(|r| r.status == Status::Fail)?;
+        Some(match &failed.likely_cause {
+            Some(root) => (root.clone(), Some(failed.id.clone())),
+            None => (failed.id.clone(), None),
+        })
+    }
+
+    /// The first of `def`'s `follows` that failed: `def` cannot pass any more than it shows now.
+    pub fn failed_precondition(&self, def: &ConditionDef) -> Option<&ConditionReport> {
+        def.follows
+            .iter()
+            .filter_map(|id| self.result(id))
+            .find(|r| r.status == Status::Fail)
     }
 
     /// Attach diagnostics paths to an already recorded condition.
@@ -326,6 +398,14 @@ impl Engine {
     }
 
     fn into_report(mut self) -> Report {
+        if let (Some(rx), Some(info)) = (self.facts.iso_sha256.take(), &mut self.facts.iso_info) {
+            // Long done unless nothing booted; an interrupted run does not wait for it.
+            let wait = match self.cancel.is_cancelled() {
+                true => Duration::ZERO,
+                false => Duration::from_secs(120),
+            };
+            info.sha256 = rx.recv_timeout(wait).ok().and_then(Result::ok);
+        }
         let interrupted = self.cancel.is_cancelled();
         let mut verdict = Report::judge_verdict(&self.results, &self.config.profile.allowed_skips);
         if interrupted {

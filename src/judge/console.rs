@@ -13,6 +13,17 @@ pub fn quote(s: &str) -> String {
     }
 }
 
+/// A condition that can only pass after `first`, which failed, judged on what was shown: it
+/// failed. `missing` says what was not shown.
+pub fn after_failed(missing: &str, first: &str) -> Outcome {
+    Outcome::fail(
+        format!(
+            "{missing} — it can only pass after {first}, which failed, so it was judged on what the guest had shown"
+        ),
+        "",
+    )
+}
+
 /// An automatic login of `user` where the profile expects `expected`.
 pub fn autologin(user: &str, expected: &str, line: String) -> Outcome {
     if user == expected {

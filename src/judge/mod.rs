@@ -19,6 +19,8 @@ pub struct ProbeJudge {
     pub grants_root: bool,
     pub pass: Vec<Regex>,
     pub fail_fast: Vec<Regex>,
+    /// Final states: every pattern matches, and why the pass cannot follow.
+    pub final_states: Vec<(Vec<Regex>, String)>,
     pub exit_code: Option<i32>,
     pub poll: Option<Duration>,
     pub evidence: Option<Regex>,
@@ -30,9 +32,11 @@ pub enum ProbeVerdict {
     Pass {
         evidence: String,
     },
-    /// The state will never come; `matched` quotes why.
+    /// The state will never come; `matched` quotes what shows it, `why` says why it is final
+    /// (for a final state of the catalog).
     FailNow {
         matched: String,
+        why: Option<String>,
     },
     /// Not (yet) as required; `observed` summarises what was seen.
     NotYet {
@@ -58,6 +62,11 @@ impl ProbeJudge {
             grants_root: probe.grants_root,
             pass: compile(probe.pass)?,
             fail_fast: compile(probe.fail_fast)?,
+            final_states: probe
+                .final_states
+                .iter()
+                .map(|f| Ok((compile(&f.when)?, f.why.clone())))
+                .collect::<Result<Vec<_>, String>>()?,
             exit_code: probe.exit_code,
             poll: probe.poll.map(|s| s.0),
             evidence: probe.evidence.map(|p| p.resolve(vars)).transpose()?,
@@ -70,6 +79,7 @@ impl ProbeJudge {
         if let Some(m) = self.fail_fast.iter().find_map(|re| re.find(output)) {
             return ProbeVerdict::FailNow {
                 matched: m.as_str().trim().to_string(),
+                why: None,
             };
         }
         let exit_ok = self.exit_code.is_none_or(|want| want == exit_code);
@@ -78,6 +88,19 @@ impl ProbeJudge {
             return ProbeVerdict::Pass {
                 evidence: self.evidence_of(output),
             };
+        }
+        // A final state counts only where the pass does not: what passes, passes.
+        for (when, why) in &self.final_states {
+            let matched: Option<Vec<&str>> = when
+                .iter()
+                .map(|re| re.find(output).map(|m| m.as_str().trim()))
+                .collect();
+            if let Some(matched) = matched {
+                return ProbeVerdict::FailNow {
+                    matched: matched.join("; "),
+                    why: Some(why.clone()),
+                };
+            }
         }
         let mut observed = summarise(output);
         if !exit_ok {
@@ -130,6 +153,16 @@ impl ProbeJudge {
             matched.join("; ")
         }
     }
+}
+
+/// The message of a probe that shows it will not pass — the same live and in replay.
+/// `place` says where (replay: the log line).
+pub fn will_not_pass(command: &str, matched: &str, why: Option<&str>, place: &str) -> String {
+    let why = why.map(|w| format!(": final, {w}")).unwrap_or_default();
+    format!(
+        "`{command}` shows it will not pass: {}{why}{place}",
+        console::quote(matched)
+    )
 }
 
 fn collapse(s: &str) -> String {
@@ -187,7 +220,8 @@ mod tests {
         assert_eq!(
             failed,
             ProbeVerdict::FailNow {
-                matched: "STATE=failed".into()
+                matched: "STATE=failed".into(),
+                why: None,
             }
         );
         let absent = j.judge(
@@ -302,8 +336,43 @@ mod tests {
         assert_eq!(
             j.judge("missing: disko", 0),
             ProbeVerdict::FailNow {
-                matched: "missing: disko".into()
+                matched: "missing: disko".into(),
+                why: None,
             }
+        );
+    }
+
+    /// A oneshot that stays active (exited) is final: its message says why; what passes
+    /// still passes, and a unit still running is not final.
+    #[test]
+    fn final_states_fail_at_once_with_their_reason() {
+        let j = judge("unit.pre-nixos-inactive");
+        let exited = j.judge(
+            "LoadState=loaded\nActiveState=active\nSubState=exited\nResult=success",
+            0,
+        );
+        match exited {
+            ProbeVerdict::FailNow { matched, why } => {
+                assert_eq!(matched, "ActiveState=active; SubState=exited");
+                assert!(why.unwrap().contains("RemainAfterExit"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let running = j.judge(
+            "LoadState=loaded\nActiveState=active\nSubState=running\nResult=success",
+            0,
+        );
+        assert!(
+            matches!(running, ProbeVerdict::NotYet { .. }),
+            "{running:?}"
+        );
+        let masked = j.judge("LoadState=masked\nActiveState=inactive\nSubState=dead", 0);
+        assert!(matches!(masked, ProbeVerdict::FailNow { .. }), "{masked:?}");
+        let done = j.judge("LoadState=loaded\nActiveState=inactive\nSubState=dead", 0);
+        assert!(matches!(done, ProbeVerdict::Pass { .. }), "{done:?}");
+        assert_eq!(
+            crate::judge::will_not_pass("c", "x", Some("it never changes"), ""),
+            "`c` shows it will not pass: \"x\": final, it never changes"
         );
     }
 }

@@ -1,7 +1,7 @@
 //! Short QEMU probes with hard deadlines: the version, the device list, and whether an
 //! accelerator really runs a guest.
 
-use super::process::run_probe;
+use super::process::{run_probe, run_probe_until};
 use std::time::Duration;
 
 /// `QEMU emulator version 10.0.2 (Debian …)` → `10.0.2`.
@@ -78,6 +78,15 @@ const POST_DONE: &[u8] = b"enter handle_19";
 /// SeaBIOS stops right after printing its e820 map). POST exercises mode switches, interrupts
 /// and timers, which is what a real boot needs; under TCG it takes about 0.1 s.
 pub fn guest_runs(program: &str, accel: &str, deadline: Duration) -> Result<GuestProbe, String> {
+    guest_runs_until(program, accel, || deadline)
+}
+
+/// [`guest_runs`] with a deadline that may move while it runs (see [`kvm_against_tcg`]).
+pub fn guest_runs_until(
+    program: &str,
+    accel: &str,
+    deadline: impl Fn() -> Duration,
+) -> Result<GuestProbe, String> {
     let args = [
         "-accel",
         accel,
@@ -96,7 +105,7 @@ pub fn guest_runs(program: &str, accel: &str, deadline: Duration) -> Result<Gues
         "-no-reboot",
     ]
     .map(String::from);
-    let run = run_probe(program, &args, deadline, |out| {
+    let run = run_probe_until(program, &args, deadline, |out| {
         out.windows(POST_DONE.len()).any(|w| w == POST_DONE)
     })
     .map_err(|e| format!("cannot run `{program}`: {e}"))?;
@@ -130,6 +139,50 @@ pub fn guest_runs(program: &str, accel: &str, deadline: Duration) -> Result<Gues
         last_line,
         elapsed: run.elapsed,
     })
+}
+
+/// How a KVM guest fared against the same firmware under TCG.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvmRace {
+    pub kvm: GuestProbe,
+    /// TCG's POST time, when TCG finished it.
+    pub tcg: Option<Duration>,
+}
+
+/// KVM POST is bounded by how TCG does: a KVM that has not finished the firmware's POST in
+/// `factor` times TCG's time (at least `floor`, at most `bound`) runs guests slower than
+/// emulation, and is no use for a boot — on hosts whose nested KVM is broken, it trickles
+/// through POST at a few characters a millisecond. Both run at once, so a healthy host's
+/// answer comes as soon as KVM finishes, and a broken one's in a few hundred ms instead of
+/// `bound`.
+pub fn kvm_against_tcg(
+    program: &str,
+    factor: u32,
+    floor: Duration,
+    bound: Duration,
+) -> Result<KvmRace, String> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let limit_ms = Arc::new(AtomicU64::new(bound.as_millis() as u64));
+    let tcg = {
+        let (program, limit_ms) = (program.to_string(), limit_ms.clone());
+        std::thread::spawn(move || {
+            let r = guest_runs(&program, "tcg", bound);
+            if let Ok(GuestProbe::Runs { elapsed }) = &r {
+                let cap = (*elapsed * factor).max(floor).min(bound);
+                limit_ms.store(cap.as_millis() as u64, Ordering::SeqCst);
+            }
+            r
+        })
+    };
+    let kvm = guest_runs_until(program, "kvm", || {
+        Duration::from_millis(limit_ms.load(Ordering::SeqCst))
+    })?;
+    let tcg = match tcg.join() {
+        Ok(Ok(GuestProbe::Runs { elapsed })) => Some(elapsed),
+        _ => None,
+    };
+    Ok(KvmRace { kvm, tcg })
 }
 
 #[cfg(test)]

@@ -209,6 +209,17 @@ pub fn run_probe(
     deadline: Duration,
     done: impl Fn(&[u8]) -> bool,
 ) -> std::io::Result<ProbeRun> {
+    run_probe_until(program, args, || deadline, done)
+}
+
+/// [`run_probe`] with a deadline that may move while it runs (`deadline()` is asked again at
+/// least every 25 ms): a race against another probe ends it early.
+pub fn run_probe_until(
+    program: &str,
+    args: &[String],
+    deadline: impl Fn() -> Duration,
+    done: impl Fn(&[u8]) -> bool,
+) -> std::io::Result<ProbeRun> {
     let start = Instant::now();
     let (mut proc, pipes) = QemuProcess::spawn_piped(program, args)?;
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
@@ -223,11 +234,11 @@ pub fn run_probe(
     let mut output = Vec::new();
     let mut matched = false;
     loop {
-        let left = deadline.saturating_sub(start.elapsed());
+        let left = deadline().saturating_sub(start.elapsed());
         if left.is_zero() {
             break;
         }
-        match rx.recv_timeout(left) {
+        match rx.recv_timeout(left.min(Duration::from_millis(25))) {
             Ok(chunk) => {
                 output.extend_from_slice(&chunk);
                 if done(&output) {
@@ -237,10 +248,10 @@ pub fn run_probe(
             }
             // stdout closed: the process is exiting.
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                proc.wait_timeout(deadline.saturating_sub(start.elapsed()));
+                proc.wait_timeout(deadline().saturating_sub(start.elapsed()));
                 break;
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
     }
     let exit = proc.try_exit();

@@ -633,10 +633,12 @@ impl<'a> Judging<'a> {
                 format!("{} (`{}`, {place})", c.describe, o.command),
                 evidence.clone(),
             ),
-            ProbeVerdict::FailNow { matched } => Outcome::fail(
-                format!(
-                    "`{}` shows it will not pass: \"{matched}\" ({place})",
-                    o.command
+            ProbeVerdict::FailNow { matched, why } => Outcome::fail(
+                crate::judge::will_not_pass(
+                    &o.command,
+                    matched,
+                    why.as_deref(),
+                    &format!(" ({place})"),
                 ),
                 o.output.clone(),
             ),

@@ -216,6 +216,7 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
                 .and_then(|r| r.map_err(|e| format!("reading the log: {e}")))
         }
     };
+    let mut seen_fatal: Option<String> = None;
     for (i, def) in defs.iter().enumerate() {
         let (finding, own) = match &judged {
             // An interrupted reading has no findings: the gate says "interrupted".
@@ -235,6 +236,9 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
         // Own logs mirror the live run: what it did not run, it blocked. A foreign harness
         // runs what it likes, so what its log shows of a condition is judged even where a
         // prerequisite failed; only what it does not show is blocked.
+        // After a fatal line (a panic), the condition that saw it is what the later ones
+        // fail by, as live.
+        let fatal = matches!(finding, Finding::Fatal(..));
         let chosen = match (engine.gate(def), finding) {
             (Some(gate), Finding::Shown(o, e) | Finding::Named(o, e))
                 if !own && gate.blocked_by.is_some() =>
@@ -244,6 +248,15 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
             (Some(gate), _) => Err(gate),
             (None, Finding::Shown(o, e) | Finding::Named(o, e) | Finding::Fatal(o, e)) => {
                 Ok((o, e))
+            }
+            // Not shown, and it can only pass after a condition that failed: as live.
+            // It rests on the line of that failure.
+            (None, Finding::NotObserved(_)) if engine.failed_precondition(def).is_some() => {
+                let first = engine.failed_precondition(def).expect("checked");
+                let mut o =
+                    crate::judge::console::after_failed("the log does not show it", &first.id);
+                o.log_line = first.log_line;
+                Ok((o, Vec::new()))
             }
             (None, Finding::NotObserved(note)) => Ok((not_observed(note.as_deref()), Vec::new())),
         };
@@ -260,7 +273,14 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
                         lines: &excerpt,
                     });
                 }
-                engine.record(def, at, outcome);
+                let cause = match (fatal, &seen_fatal) {
+                    (true, Some(first)) => Some(first.clone()),
+                    _ => None,
+                };
+                if fatal && seen_fatal.is_none() {
+                    seen_fatal = Some(def.id.clone());
+                }
+                engine.record_caused_by(def, at, outcome, cause);
             }
         }
     }

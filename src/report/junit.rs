@@ -22,11 +22,14 @@ pub fn render(report: &Report, transcripts: &BTreeMap<String, String>) -> String
     let mut junit = quick_junit::Report::new("bootaudit");
     junit.set_time(Duration::from_millis(report.duration_ms));
     for phase in Phase::ALL {
-        let conditions: Vec<_> = report
+        // Root causes first, then what they likely caused, then the rest (catalog order
+        // within each): a CI page shows what to fix first at the top.
+        let mut conditions: Vec<_> = report
             .conditions
             .iter()
             .filter(|c| c.phase == phase)
             .collect();
+        conditions.sort_by_key(|c| c.cause_rank());
         if conditions.is_empty() {
             continue;
         }
@@ -72,8 +75,18 @@ mod tests {
     use super::*;
     use crate::model::{ConditionReport, SkipKind, Verdict};
 
-    fn report(message: &str, evidence: &str) -> Report {
-        let cond = |id: &str, phase, status| ConditionReport {
+    fn cond(id: &str, phase: Phase, status: Status) -> ConditionReport {
+        cond_with(id, phase, status, "", "")
+    }
+
+    fn cond_with(
+        id: &str,
+        phase: Phase,
+        status: Status,
+        message: &str,
+        evidence: &str,
+    ) -> ConditionReport {
+        ConditionReport {
             id: id.into(),
             phase,
             status,
@@ -83,11 +96,16 @@ mod tests {
             duration_ms: 1500,
             transcript: None,
             blocked_by: None,
+            likely_cause: None,
             log_line: None,
             warnings: vec![],
             diagnostics: vec![],
             skip_kind: SkipKind::Counts,
-        };
+        }
+    }
+
+    fn report(message: &str, evidence: &str) -> Report {
+        let cond = |id: &str, phase, status| cond_with(id, phase, status, message, evidence);
         Report {
             bootaudit_version: "0".into(),
             verdict: Verdict::Fail,
@@ -146,6 +164,35 @@ mod tests {
         assert!(out.contains("]]> cdata"), "{out}");
         assert!(doc.descendants().any(|n| n.has_tag_name("skipped")));
         assert!(doc.descendants().any(|n| n.has_tag_name("error")));
+    }
+
+    /// Root causes first in each suite, then what they caused, then the rest.
+    #[test]
+    fn root_causes_come_first() {
+        let mut r = report("m", "");
+        r.conditions = vec![
+            cond("boot.console", Phase::Boot, Status::Pass),
+            cond("storage.vg-main", Phase::Boot, Status::Fail),
+            cond("storage.status", Phase::Boot, Status::Fail),
+            cond("net.lan-ipv4", Phase::Boot, Status::Skip),
+        ];
+        r.conditions[1].likely_cause = Some("storage.status".into());
+        let xml = render(&r, &BTreeMap::new());
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let names: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .filter_map(|n| n.attribute("name"))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "storage.status",
+                "storage.vg-main",
+                "boot.console",
+                "net.lan-ipv4"
+            ]
+        );
     }
 
     #[test]

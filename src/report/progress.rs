@@ -105,6 +105,20 @@ impl Reporter for ProgressReporter {
                     report.duration_ms as f64 / 1000.0,
                     self.out_dir
                 ));
+                // What to fix first: the failures nothing else explains, then their effects.
+                let mut failed: Vec<_> = report
+                    .conditions
+                    .iter()
+                    .filter(|c| c.cause_rank() < 2)
+                    .collect();
+                failed.sort_by_key(|c| c.cause_rank());
+                for c in failed {
+                    let label = match &c.likely_cause {
+                        None => "root cause".to_string(),
+                        Some(cause) => format!("caused by {cause}"),
+                    };
+                    self.line(&format!("   {} {:<26} {label}", self.paint(c.status), c.id));
+                }
             }
             _ => {}
         }

@@ -22,13 +22,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// How long to keep reading after a fatal line, so the whole panic lands in the transcript.
+/// How long to keep reading after a fatal line for the end of its report (a panic's end line),
+/// so the whole report lands in the transcript; the bound for a report without an end line.
 const DRAIN_AFTER_FATAL: Duration = Duration::from_secs(3);
 /// A login prompt that stays silent this long gets a newline (getty may have printed it
 /// before the console was readable, or kernel messages buried it).
 const LOGIN_POKE_AFTER: Duration = Duration::from_secs(10);
 /// After the login prompt, how long `(automatic login)` may take to follow.
 const AUTOLOGIN_GRACE: Duration = Duration::from_secs(8);
+/// The take-over line is typed again (in a fresh frame) when the shell has not answered it in
+/// this long, then in twice that, …: a login may flush what was typed before its shell ran.
+const FIRST_TAKE_OVER_TRY: Duration = Duration::from_millis(1500);
+/// A polled probe's check started before its deadline may take this long to answer.
+const LAST_CHECK_GRACE: Duration = Duration::from_secs(10);
 /// Bound on one diagnostic command.
 const DIAGNOSTIC_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -38,8 +44,9 @@ struct Session {
     qmp: Option<Qmp>,
     dialogue: Dialogue,
     qemu_log: std::path::PathBuf,
-    /// Why the guest can no longer be judged (panic, QEMU gone): later conditions fail at once.
-    fatal: Option<String>,
+    /// Why the guest can no longer be judged (panic, QEMU gone), and the condition that saw it:
+    /// later conditions fail at once, naming it as their likely cause.
+    fatal: Option<(String, String)>,
     shell_ready: bool,
     /// A `grants_root` probe passed: root commands work.
     root: bool,
@@ -72,6 +79,10 @@ pub async fn run(engine: &mut Engine, defs: &[ConditionDef]) {
             continue;
         }
         let started = engine.begin(def);
+        // A guest already gone (a panic): what saw it is the likely cause of what fails now.
+        let gone_since = session
+            .as_ref()
+            .and_then(|s| s.fatal.as_ref().map(|(_, seen_by)| seen_by.clone()));
         let outcome = match &mut session {
             Some(s) => judge(engine, s, def).await,
             None => match start(engine).await {
@@ -83,7 +94,7 @@ pub async fn run(engine: &mut Engine, defs: &[ConditionDef]) {
             },
         };
         let failed = outcome.status == Status::Fail;
-        engine.record(def, started, outcome);
+        engine.record_caused_by(def, started, outcome, gone_since);
         if failed {
             if let Some(s) = &mut session {
                 collect_diagnostics(engine, s, def).await;
@@ -400,18 +411,16 @@ fn console_dialogue(
         }
     }));
     let console = Console::from_stream(serial, config);
-    Ok(Dialogue::new(
-        console,
-        rules.scopes,
-        rules.noise,
-        engine.cancel.clone(),
-    ))
+    Ok(
+        Dialogue::new(console, rules.scopes, rules.noise, engine.cancel.clone())
+            .with_report_ends(rules.ends),
+    )
 }
 
 /// Judge one boot condition on the running session.
 async fn judge(engine: &mut Engine, s: &mut Session, def: &ConditionDef) -> Outcome {
     s.dialogue.current = def.id.clone();
-    if let Some(why) = &s.fatal {
+    if let Some((why, _)) = &s.fatal {
         return Outcome::fail(format!("not judged: {why}"), "");
     }
     if let Some(hit) = s.dialogue.earlier_hit_for(&def.id) {
@@ -420,6 +429,8 @@ async fn judge(engine: &mut Engine, s: &mut Session, def: &ConditionDef) -> Outc
     let timeout = engine.boot_timeout(def);
     let started = Instant::now();
     let deadline = started + timeout;
+    // It can only pass after a condition that failed: judge what the guest shows now.
+    let at_once = engine.failed_precondition(def).map(|r| r.id.clone());
     let outcome = match def.check() {
         Ok(CheckDef::Builtin(builtin)) => match builtin.dialogue() {
             Some(ConsoleDialogue::Console) => boot_console(engine, s, deadline, timeout).await,
@@ -432,16 +443,30 @@ async fn judge(engine: &mut Engine, s: &mut Session, def: &ConditionDef) -> Outc
             ))),
         },
         Ok(CheckDef::Probe(p)) => match ProbeJudge::resolve(def, &p, &engine.config.profile.vars) {
-            Ok(judge) => probe(engine, s, def, &judge, deadline, timeout).await,
+            Ok(judge) => {
+                let polls = at_once.is_none();
+                probe(engine, s, def, &judge, polls, deadline, timeout).await
+            }
             Err(e) => Err(Outcome::error(e)),
         },
         Ok(CheckDef::Watch { pattern }) => match pattern.resolve(&engine.config.profile.vars) {
-            Ok(re) => watch(s, &re, deadline, timeout).await,
+            Ok(re) => {
+                let wait = match at_once {
+                    Some(_) => None,
+                    None => Some(timeout),
+                };
+                watch(s, &re, started, wait).await
+            }
             Err(e) => Err(Outcome::error(e)),
         },
         Err(e) => Err(Outcome::error(e)),
     };
     let (Ok(outcome) | Err(outcome)) = outcome;
+    if let (Some(first), true) = (&at_once, outcome.timed_out) {
+        let mut o = verdicts::after_failed(&outcome.message, first);
+        o.evidence = outcome.evidence;
+        return o;
+    }
     // Only a stall during this condition's wait speaks for it: one early in the boot says
     // nothing of a hang minutes later.
     if outcome.timed_out {
@@ -501,7 +526,7 @@ async fn wait_failure(
                 Some(status) => format!("QEMU exited ({status})"),
                 None => "the serial console closed".to_string(),
             };
-            s.fatal = Some(why.clone());
+            s.fatal = Some((why.clone(), s.dialogue.current.clone()));
             Outcome::fail(
                 format!(
                     "{waiting_for}: {why}; the console last showed: {}",
@@ -517,11 +542,24 @@ async fn wait_failure(
 /// A failure signature concerning this condition: fail quoting the line. Signatures that
 /// concern every condition (panic, emergency mode) make the guest unusable for the rest.
 async fn fatal_line(s: &mut Session, name: &str, line: &str, earlier: bool) -> Outcome {
-    if s.dialogue.is_global(name) && s.fatal.is_none() {
-        s.fatal = Some(format!("{name}: {}", quote(line)));
-        s.dialogue.console.drain_for(DRAIN_AFTER_FATAL).await;
-    }
+    let global = s.dialogue.is_global(name) && s.fatal.is_none();
+    let offset = s
+        .dialogue
+        .console
+        .signature_hits()
+        .into_iter()
+        .rfind(|h| h.pattern_name == name && h.line == line)
+        .map_or(0, |h| h.offset);
     s.dialogue.console.clear_signature();
+    if global {
+        s.fatal = Some((
+            format!("{name}: {}", quote(line)),
+            s.dialogue.current.clone(),
+        ));
+        s.dialogue
+            .read_report_end(name, offset, DRAIN_AFTER_FATAL)
+            .await;
+    }
     verdicts::signature(name, line, earlier)
 }
 
@@ -824,92 +862,73 @@ async fn password_login(
     }
 }
 
-/// Take over the shell: wait for it to settle, make it predictable (no colours, no pager, no
-/// bracketed paste, wide lines), then prove a round trip with an exit code.
+/// Take over the shell: make it predictable (no colours, no pager, no bracketed paste, wide
+/// lines) and prove a round trip with an exit code, in one framed line typed as soon as the
+/// shell can read it (`Dialogue::run_when_ready`): no waiting for a quiet console, which a
+/// console that services keep printing to never is.
 async fn shell_ready(
-    engine: &mut Engine,
+    _engine: &mut Engine,
     s: &mut Session,
     deadline: Instant,
     timeout: Duration,
 ) -> Result<Outcome, Outcome> {
     // POSIX sh (dash, busybox ash) as well as bash and zsh: options a shell lacks are tried
     // in a subshell first, since a special builtin's error would abort the rest of the line.
-    let setup = "export TERM=dumb PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0 LESS=FRX GIT_PAGER=cat; \
+    let take_over = "export TERM=dumb PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0 LESS=FRX GIT_PAGER=cat; \
                  unset PROMPT_COMMAND; PS1='$ '; PS2='> '; \
                  (bind 'set enable-bracketed-paste off') >/dev/null 2>&1 && bind 'set enable-bracketed-paste off'; \
                  (set +o emacs) 2>/dev/null && set +o emacs; (set +o vi) 2>/dev/null && set +o vi; \
                  (unsetopt zle) 2>/dev/null && unsetopt zle prompt_cr prompt_sp; \
-                 printf '\\033[?2004l'; stty cols 250 -echoctl 2>/dev/null; true";
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        // Typed-ahead input can be flushed by login; let the shell settle first.
-        let _ = s
-            .dialogue
-            .quiet(
-                Duration::from_millis(1500),
-                (Instant::now() + Duration::from_secs(10)).min(deadline),
-            )
-            .await;
-        let per_try = (Instant::now() + Duration::from_secs(15)).min(deadline);
-        let _ = s.dialogue.run(setup, false, per_try).await;
-        let per_try = (Instant::now() + Duration::from_secs(15)).min(deadline);
-        match s
-            .dialogue
-            .run("echo $((6*7)); id -un", false, per_try)
-            .await
+                 printf '\\033[?2004l'; stty cols 250 -echoctl 2>/dev/null; echo $((6*7)); id -un";
+    match s
+        .dialogue
+        .run_when_ready(take_over, FIRST_TAKE_OVER_TRY, deadline)
+        .await
+    {
+        Ok(run)
+            if run.output.exit_code == 0 && run.output.lines.iter().any(|l| l.trim() == "42") =>
         {
-            Ok(run)
-                if run.output.exit_code == 0
-                    && run.output.lines.iter().any(|l| l.trim() == "42") =>
-            {
-                s.shell_ready = true;
-                let user = run
-                    .output
-                    .lines
-                    .iter()
-                    .map(|l| l.trim())
-                    .rfind(|l| *l != "42")
-                    .unwrap_or("?")
-                    .to_string();
-                return Ok(Outcome::pass(
-                    format!(
-                        "shell answers as `{user}`: round trip {} ms with exit code 0",
-                        run.took.as_millis()
-                    ),
-                    format!(
-                        "{} rc={}",
-                        run.output.text().replace('\n', " "),
-                        run.output.exit_code
-                    ),
-                ));
-            }
-            Ok(run) => {
-                return Err(Outcome::fail(
-                    format!(
-                        "the shell answered but not as expected (exit code {}): {}",
-                        run.output.exit_code,
-                        quote(&run.output.text())
-                    ),
-                    run.output.raw,
-                ))
-            }
-            Err(WaitError::Timeout { .. }) if Instant::now() < deadline && attempts < 4 => {
-                engine.progress(
-                    &s.dialogue.current.clone(),
-                    &format!("no answer yet (try {attempts}); retrying"),
-                );
-            }
-            Err(e) => return Err(wait_failure(s, e, "taking over the shell", timeout).await),
+            s.shell_ready = true;
+            let user = run
+                .output
+                .lines
+                .iter()
+                .map(|l| l.trim())
+                .rfind(|l| *l != "42" && !l.is_empty())
+                .unwrap_or("?")
+                .to_string();
+            Ok(Outcome::pass(
+                format!(
+                    "shell answers as `{user}`: round trip {} ms with exit code 0",
+                    run.took.as_millis()
+                ),
+                format!(
+                    "{} rc={}",
+                    run.output.text().replace('\n', " "),
+                    run.output.exit_code
+                ),
+            ))
         }
+        Ok(run) => Err(Outcome::fail(
+            format!(
+                "the shell answered but not as expected (exit code {}): {}",
+                run.output.exit_code,
+                quote(&run.output.text())
+            ),
+            run.output.raw,
+        )),
+        Err(e) => Err(wait_failure(s, e, "taking over the shell", timeout).await),
     }
 }
 
+/// Run a probe and judge its output; with `polls`, again every `poll` until it passes, fails
+/// at once, or the deadline comes.
 async fn probe(
     engine: &mut Engine,
     s: &mut Session,
     def: &ConditionDef,
     judge: &ProbeJudge,
+    polls: bool,
     deadline: Instant,
     timeout: Duration,
 ) -> Result<Outcome, Outcome> {
@@ -917,7 +936,12 @@ async fn probe(
     let mut runs = 0;
     loop {
         runs += 1;
-        let run = s.dialogue.run(&judge.command, as_root, deadline).await;
+        // The deadline is the state's: a check started before it may finish its round trip.
+        let run_deadline = match runs {
+            1 => deadline,
+            _ => deadline.max(Instant::now() + LAST_CHECK_GRACE),
+        };
+        let run = s.dialogue.run(&judge.command, as_root, run_deadline).await;
         let run = match run {
             Ok(r) => r,
             Err(e) => {
@@ -932,9 +956,14 @@ async fn probe(
                 if judge.grants_root {
                     s.root = true;
                     // Kernel messages down to errors only: keeps chatter out of command
-                    // output, and lets the panic and CPU-stall reports through.
+                    // output, and lets the panic and CPU-stall reports through. In the
+                    // background where the escalation needs no terminal: it costs an
+                    // escalation (0.3–1 s under TCG) that no verdict waits for.
                     let quiet_deadline = Instant::now() + Duration::from_secs(10);
-                    let _ = s.dialogue.run("dmesg -n 4", true, quiet_deadline).await;
+                    let _ = s
+                        .dialogue
+                        .run_as_root_detached("dmesg -n 4", quiet_deadline)
+                        .await;
                 }
                 let after = if runs > 1 {
                     format!(" (after {runs} checks)")
@@ -946,20 +975,16 @@ async fn probe(
                     evidence,
                 ));
             }
-            ProbeVerdict::FailNow { matched } => {
+            ProbeVerdict::FailNow { matched, why } => {
                 return Err(Outcome::fail(
-                    format!(
-                        "`{}` shows it will not pass: {}",
-                        judge.command,
-                        quote(&matched)
-                    ),
+                    crate::judge::will_not_pass(&judge.command, &matched, why.as_deref(), ""),
                     text,
                 ));
             }
             ProbeVerdict::NotYet { observed } => {
                 let poll = judge.poll.unwrap_or_default();
                 let next = Instant::now() + poll;
-                if judge.poll.is_none() || next >= deadline {
+                if judge.poll.is_none() || !polls || next >= deadline {
                     let waited = if judge.poll.is_some() {
                         format!(" after {}s of polling ({runs} checks)", timeout.as_secs())
                     } else {
@@ -986,15 +1011,17 @@ async fn probe(
     }
 }
 
-/// A pattern anywhere on the console since boot, waited for until the deadline.
+/// A pattern anywhere on the console since boot, waited for `wait` from `started` (`None`:
+/// what the console shows now).
 async fn watch(
     s: &mut Session,
     re: &Regex,
-    deadline: Instant,
-    timeout: Duration,
+    started: Instant,
+    wait: Option<Duration>,
 ) -> Result<Outcome, Outcome> {
     let cursor = s.dialogue.console.cursor();
     s.dialogue.console.set_cursor(0);
+    let deadline = started + wait.unwrap_or_default();
     let result = s.dialogue.expect(std::slice::from_ref(re), deadline).await;
     s.dialogue.console.set_cursor(cursor);
     match result {
@@ -1010,14 +1037,20 @@ async fn watch(
             ))
         }
         Err(WaitError::Timeout { .. }) => Err(Outcome::timed_out(
-            format!(
-                "the console never showed /{}/ within {}s of boot output",
-                re.as_str(),
-                timeout.as_secs()
-            ),
+            match wait {
+                Some(t) => format!(
+                    "the console never showed /{}/ (waited {}s)",
+                    re.as_str(),
+                    t.as_secs()
+                ),
+                None => format!("the console has not shown /{}/", re.as_str()),
+            },
             String::new(),
         )),
-        Err(e) => Err(wait_failure(s, e, "watching the console", timeout).await),
+        Err(e) => {
+            let t = wait.unwrap_or_default();
+            Err(wait_failure(s, e, "watching the console", t).await)
+        }
     }
 }
 

@@ -183,17 +183,31 @@ pub fn resolve(engine: &mut Engine) -> Outcome {
     } else {
         arg.clone()
     };
-    match sha256(&file) {
-        Ok((digest, bytes)) => {
+    // Readable and sized now; the digest (seconds for a real installer ISO) is computed in
+    // the background while the boot runs, and lands in report.json.
+    let readable = std::fs::File::open(&file).and_then(|mut f| {
+        let mut first = [0u8; 2048];
+        let _ = f.read(&mut first)?; // any bytes: readable
+        f.metadata()
+    });
+    match readable {
+        Ok(meta) => {
+            let bytes = meta.len();
             engine.facts.iso_path = Some(file.clone());
             engine.facts.iso_info = Some(IsoInfo {
                 path: file.display().to_string(),
-                sha256: Some(digest.clone()),
+                sha256: None,
                 bytes: Some(bytes),
             });
+            let (tx, rx) = std::sync::mpsc::channel();
+            let path = file.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(sha256(&path).map(|(digest, _)| digest));
+            });
+            engine.facts.iso_sha256 = Some(rx);
             Outcome::pass(
                 format!("{} ({} bytes)", file.display(), bytes),
-                format!("sha256 {digest}"),
+                file.display().to_string(),
             )
         }
         Err(e) => Outcome::fail(

@@ -10,6 +10,12 @@ use super::Engine;
 use crate::config::{Builtin, CheckDef, ConditionDef};
 use crate::model::Outcome;
 
+/// Start what can run in the background from the run's start (the KVM probe), so that it is
+/// off the critical path; its condition takes the answer when its turn comes.
+pub fn start_background(engine: &mut Engine) {
+    virt::start_kvm_probe(engine);
+}
+
 /// Run a builtin check of the host, virt or iso phase.
 pub async fn run_builtin(engine: &mut Engine, def: &ConditionDef) -> Outcome {
     let builtin = match def.check() {

@@ -13,6 +13,29 @@ use std::time::Duration;
 
 /// The whole KVM verdict must come within 2 s whatever the kernel does.
 const KVM_DEADLINE: Duration = Duration::from_millis(1500);
+/// Under `--accel auto`, KVM must finish the firmware's POST within this many times TCG's POST
+/// time (at least [`KVM_FLOOR`]): a KVM slower than emulation is no use for a boot.
+const KVM_VS_TCG: u32 = 2;
+const KVM_FLOOR: Duration = Duration::from_millis(250);
+
+/// The KVM verdict: Ok((message, evidence)) when KVM runs a guest; Err((reason, evidence,
+/// what to do)).
+pub type KvmVerdict = Result<(String, String), (String, String, String)>;
+
+/// Start the KVM probe in the background as the run starts, so that it runs while the host
+/// checks do (virt.kvm then takes its answer). Only when virt.kvm will run and may use KVM.
+pub fn start_kvm_probe(engine: &mut Engine) {
+    if engine.opts.accel == Accel::Tcg || !engine.will_run(crate::config::Builtin::VirtKvm) {
+        return;
+    }
+    let qemu = engine.config.profile.machine.qemu.clone();
+    let insist = engine.opts.accel == Accel::Kvm;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(kvm_verdict(&qemu, insist));
+    });
+    engine.facts.kvm_probe = Some(rx);
+}
 
 pub fn kvm(engine: &mut Engine) -> Outcome {
     let requested = engine.opts.accel;
@@ -20,7 +43,12 @@ pub fn kvm(engine: &mut Engine) -> Outcome {
         engine.facts.accel = Some(AccelChoice::Tcg);
         return Outcome::not_applicable("--accel tcg: KVM not used");
     }
-    let verdict = kvm_verdict(&engine.config.profile.machine.qemu);
+    let started = engine.facts.kvm_probe.take();
+    let verdict = started
+        .and_then(|rx| rx.recv_timeout(KVM_DEADLINE * 3).ok())
+        .unwrap_or_else(|| {
+            kvm_verdict(&engine.config.profile.machine.qemu, requested == Accel::Kvm)
+        });
     match (verdict, requested) {
         (Ok(message), _) => {
             engine.facts.accel = Some(AccelChoice::Kvm);
@@ -47,8 +75,9 @@ pub fn kvm(engine: &mut Engine) -> Outcome {
     }
 }
 
-/// Ok((message, evidence)) when KVM runs a guest; Err((reason, evidence, what to do)).
-fn kvm_verdict(qemu: &str) -> Result<(String, String), (String, String, String)> {
+/// Does KVM run a guest? With `insist` (`--accel kvm`) it may take [`KVM_DEADLINE`] to show
+/// it; otherwise it must also beat emulation ([`probe::kvm_against_tcg`]).
+fn kvm_verdict(qemu: &str, insist: bool) -> KvmVerdict {
     let dev = std::path::Path::new("/dev/kvm");
     if !dev.exists() {
         return Err((
@@ -64,13 +93,39 @@ fn kvm_verdict(qemu: &str) -> Result<(String, String), (String, String, String)>
             "add the user to the kvm group (`usermod -aG kvm $USER`, then log in again)".into(),
         ));
     }
-    match probe::guest_runs(qemu, "kvm", KVM_DEADLINE) {
+    let (probe, tcg) = if insist {
+        (probe::guest_runs(qemu, "kvm", KVM_DEADLINE), None)
+    } else {
+        match probe::kvm_against_tcg(qemu, KVM_VS_TCG, KVM_FLOOR, KVM_DEADLINE) {
+            Ok(race) => (Ok(race.kvm), race.tcg),
+            Err(e) => (Err(e), None),
+        }
+    };
+    let against = |tcg: Option<Duration>| match tcg {
+        Some(t) => format!(" (TCG: {} ms)", t.as_millis()),
+        None => String::new(),
+    };
+    match probe {
         Ok(GuestProbe::Runs { elapsed }) => Ok((
-            format!("KVM runs a guest: firmware POST finished in {} ms", elapsed.as_millis()),
+            format!(
+                "KVM runs a guest: firmware POST finished in {} ms{}",
+                elapsed.as_millis(),
+                against(tcg)
+            ),
             "SeaBIOS reached boot-device selection under -accel kvm".into(),
         )),
         Ok(GuestProbe::Stalled { last_line, elapsed }) => Err((
-            format!("/dev/kvm opens but the guest stalled (no progress within {} ms)", elapsed.as_millis()),
+            match tcg {
+                Some(t) if elapsed < KVM_DEADLINE => format!(
+                    "/dev/kvm opens but the guest runs slower than emulation: firmware POST not finished after {} ms under KVM, done in {} ms under TCG",
+                    elapsed.as_millis(),
+                    t.as_millis()
+                ),
+                _ => format!(
+                    "/dev/kvm opens but the guest stalled (no progress within {} ms)",
+                    elapsed.as_millis()
+                ),
+            },
             format!("last firmware line: {last_line}"),
             "nested virtualisation is likely broken on this host; use --accel tcg or a host with working KVM".into(),
         )),
