@@ -734,6 +734,58 @@ mod tests {
         shell.abort();
     }
 
+    /// A panic is read up to its end line, not for the whole bound: the end line's arrival
+    /// ends the wait, and the report's lines before it are in the transcript.
+    #[tokio::test]
+    async fn a_panic_is_read_up_to_its_end_line() {
+        use tokio::io::AsyncWriteExt;
+        let (harness, mut guest) = tokio::io::duplex(4096);
+        let panic = Regex::new("Kernel panic - not syncing.*").unwrap();
+        let config = ConsoleConfig::default().signature("kernel panic", panic);
+        let console = Console::from_stream(harness, config);
+        let end = Regex::new(r".*---\[ end Kernel panic.*").unwrap();
+        let mut d = Dialogue::new(
+            console,
+            vec![("kernel panic".into(), Scope::Every)],
+            NoiseFilter::none(),
+            Cancel::new(),
+        )
+        .with_report_ends(vec![("kernel panic".into(), end)]);
+        d.current = "boot.login".into();
+        guest
+            .write_all(b"[ 3.1] Kernel panic - not syncing: sysrq triggered crash\r\n[ 3.1] CPU: 0 PID: 1\r\n")
+            .await
+            .unwrap();
+        let login = Regex::new("login: ").unwrap();
+        let hit = d
+            .expect(&[login], Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(matches!(hit, WaitError::Signature { .. }), "{hit:?}");
+        let offset = d.console.signature_hits()[0].offset;
+        d.console.clear_signature();
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            guest
+                .write_all(
+                    b"[ 3.2] ---[ end Kernel panic - not syncing: sysrq triggered crash ]---\r\n",
+                )
+                .await
+                .unwrap();
+            guest // kept open: the console does not close
+        });
+        let started = Instant::now();
+        d.read_report_end("kernel panic", offset, Duration::from_secs(20))
+            .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "waited for the bound"
+        );
+        let text = d.console.with_transcript(|t| t.text().to_string());
+        assert!(text.contains("---[ end Kernel panic"), "{text}");
+        drop(writer.await.unwrap());
+    }
+
     /// A dialogue judging boot.login whose guest printed `console`, with these signatures;
     /// waits for its `login: ` (the signatures must not end the wait).
     async fn login_after(signatures: &[(&str, &str, Scope)], console: &[u8]) -> Dialogue {
