@@ -5,9 +5,9 @@
 # run in a fresh temp folder removed afterwards. Prints a Markdown table per fixture (median and
 # min–max of each figure), the wall-time ratio bootaudit/baseline and whether the verdicts agree.
 #
-# usage: bash benches/overhead.sh              (~70 min on 2 cores under TCG: ~23 min a round, most
-#                                             of it the no-dhcp, lan-unmanaged, unit-remains-active
-#                                             runs waiting out their timeouts, x2 tools)
+# usage: bash benches/overhead.sh              (~50 min on 2 cores under TCG: ~16 min a round, most
+#                                             of it the baseline waiting out its timeouts on
+#                                             no-dhcp, lan-unmanaged, unit-remains-active)
 #        ROUNDS=1 FIXTURES="healthy kernel-panic" bash benches/overhead.sh
 #        BIN=/tmp/tgt/release/bootaudit bash benches/overhead.sh
 # Environment: ROUNDS (3), FIXTURES (healthy flood kernel-panic no-dhcp lan-unmanaged

@@ -102,6 +102,9 @@ pub struct Outcome {
     /// A failure only because the wait ran out (no line showed it): on a guest starved of CPU
     /// it says nothing of the image.
     pub timed_out: bool,
+    /// A root cause by itself (it saw the guest die: a panic, emergency mode): no earlier
+    /// failure explains it, whatever the catalog says.
+    pub root_cause: bool,
 }
 
 /// What a skip means for the verdict and for dependents.
@@ -129,6 +132,7 @@ impl Outcome {
             suppress_hint: false,
             log_line: None,
             timed_out: false,
+            root_cause: false,
         }
     }
     pub fn pass(message: impl Into<String>, evidence: impl Into<String>) -> Self {

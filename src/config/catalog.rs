@@ -115,6 +115,9 @@ pub struct FinalState {
     pub when: Vec<PatternSrc>,
     /// Why the state is final, for the failure message.
     pub why: String,
+    /// On how many checks in a row it must show (default 1): a state that a restart or a
+    /// link's bring-up passes through for an instant is final only once it stays.
+    pub in_a_row: Option<u32>,
 }
 
 /// One way a foreign log (another harness's transcript, no bootaudit frames) can show a probe:
@@ -358,6 +361,16 @@ impl ConditionDef {
                 }
                 if let Some(f) = self.final_states.iter().find(|f| f.when.is_empty()) {
                     return Err(format!("the final state `{}` needs `when` patterns", f.why));
+                }
+                if let Some(f) = self
+                    .final_states
+                    .iter()
+                    .find(|f| f.in_a_row.unwrap_or(1) > 1 && self.poll.is_none())
+                {
+                    return Err(format!(
+                        "the final state `{}` must show on several checks in a row (`in_a_row`): give the probe a `poll`",
+                        f.why
+                    ));
                 }
                 if self.grants_root && self.run_as != RunAs::Root {
                     return Err("`grants_root` proves root through the escalation: give it `run_as: root`".into());

@@ -440,6 +440,25 @@ fn validate_profile(config: &Config) -> Result<(), ConfigError> {
             }
         }
     }
+    // Their patterns must resolve now (a `{var}` the profile lacks), not when a boot starts.
+    for sig in &p.failure_signatures {
+        for pattern in std::iter::once(&sig.pattern).chain(&sig.end) {
+            if let Err(e) = pattern.resolve(&p.vars) {
+                return Err(src.error_at(
+                    &format!("name: {}", sig.name),
+                    format!("failure signature `{}`: {e}", sig.name),
+                ));
+            }
+        }
+    }
+    for sig in &p.stall_signatures {
+        if let Err(e) = sig.pattern.resolve(&p.vars) {
+            return Err(src.error_at(
+                &format!("name: {}", sig.name),
+                format!("stall signature `{}`: {e}", sig.name),
+            ));
+        }
+    }
     // Hits are told apart by name: a stall signature named like a failure signature would fail.
     let mut names = BTreeSet::new();
     let failures = p.failure_signatures.iter().map(|s| (&s.name, false));

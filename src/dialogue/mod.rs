@@ -27,6 +27,8 @@ use tokio::time::Instant;
 /// After a password prompt, before typing: login and su print the prompt, then turn the echo
 /// off; a password typed in between would be echoed onto the console.
 pub const PASSWORD_SETTLE: Duration = Duration::from_millis(300);
+/// The longest a take-over line waits for its answer before it is typed again.
+const MAX_TAKE_OVER_TRY: Duration = Duration::from_secs(8);
 
 /// Why a wait ended without what it waited for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -469,6 +471,12 @@ impl Dialogue {
         let mut sent: Vec<(bootaudit_console::Framed, usize)> = Vec::new();
         let mut wait = first_try;
         let (winner, from) = loop {
+            // From the third try on the shell is surely up, and a line may be stuck half
+            // typed (a continuation prompt): interrupt it first. Not earlier: an interrupt
+            // while the shell still reads its profile would cut the profile short.
+            if sent.len() >= 2 {
+                self.send(b"\x03").await?;
+            }
             let framed = frame(command).map_err(|e| WaitError::Closed {
                 tail: format!("cannot frame command: {e}"),
             })?;
@@ -476,14 +484,23 @@ impl Dialogue {
             let from = self.console.cursor();
             self.send_line(&framed.line).await?;
             sent.push((framed, from));
-            let ends: Vec<Regex> = sent.iter().map(|(f, _)| f.end_re.clone()).collect();
+            let mut waited_for: Vec<Regex> = sent.iter().map(|(f, _)| f.end_re.clone()).collect();
+            // A password prompt (a login that asks after all) is no shell to type into.
+            waited_for.push(self.password_prompt.clone());
             // Search from the first frame: an early one may answer late.
             self.console.set_cursor(sent[0].1);
             let this_try = (Instant::now() + wait).min(deadline);
-            match self.expect(&ends, this_try).await {
-                Ok(m) => break (m.pattern, sent[m.pattern].1),
+            match self.expect(&waited_for, this_try).await {
+                Ok(m) if m.pattern < sent.len() => break (m.pattern, sent[m.pattern].1),
+                Ok(m) => {
+                    let _ = self.send(b"\x03").await;
+                    return Err(WaitError::Password {
+                        line: m.matched.trim().to_string(),
+                        refused: false,
+                    });
+                }
                 Err(WaitError::Timeout { .. }) if Instant::now() < deadline => {
-                    wait = (wait * 2).min(Duration::from_secs(8));
+                    wait = (wait * 2).min(MAX_TAKE_OVER_TRY);
                 }
                 Err(e) => return Err(e),
             }
@@ -712,10 +729,13 @@ mod tests {
             NoiseFilter::default_console(),
             Cancel::new(),
         );
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let lines_read = read.clone();
         let shell = tokio::spawn(async move {
             let (r, mut w) = tokio::io::split(guest);
             let mut lines = BufReader::new(r).lines();
             while let Ok(Some(line)) = lines.next_line().await {
+                lines_read.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(400)).await;
                 let t = token_of(&line);
                 let out = if line.contains("id -u;") { "0" } else { "42" };
@@ -729,6 +749,13 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(run.output.lines, vec!["42".to_string()]);
+        // Every line the shell read had answered before the console was handed on.
+        let answered = d
+            .console
+            .with_transcript(|t| t.text().matches("_END rc=0").count());
+        let read = read.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(read > 1, "it was typed again");
+        assert_eq!(answered, read);
         let next = d.run("id -u; true", false, deadline).await.unwrap();
         assert_eq!(next.output.lines, vec!["0".to_string()]);
         shell.abort();

@@ -249,6 +249,17 @@ impl Engine {
                 None => {}
             }
         }
+        // What explains it must have been judged (pass or fail): its wait is what lets the
+        // state settle, and without its verdict a failure here would say nothing (a guest
+        // starved during storage.status has not provisioned yet). What it follows need not:
+        // unjudged, the condition simply waits its own time.
+        for req in &def.explained_by {
+            match self.results.iter().find(|r| &r.id == req) {
+                Some(r) if r.satisfies_dependents() || r.status == Status::Fail => {}
+                Some(r) => return Some(Outcome::blocked(req, r.status)),
+                None => {}
+            }
+        }
         None
     }
 
@@ -303,6 +314,7 @@ impl Engine {
             }
         }
         let likely_cause = match outcome.status {
+            Status::Fail if outcome.root_cause => None,
             Status::Fail => match caused_by {
                 Some(id) => self.result(&id).map(|r| match &r.likely_cause {
                     Some(root) => (root.clone(), Some(id.clone())),
@@ -404,7 +416,14 @@ impl Engine {
                 true => Duration::ZERO,
                 false => Duration::from_secs(120),
             };
-            info.sha256 = rx.recv_timeout(wait).ok().and_then(Result::ok);
+            match rx.recv_timeout(wait) {
+                Ok(Ok(digest)) => info.sha256 = Some(digest),
+                Ok(Err(e)) => {
+                    let note = format!("the ISO's sha256 could not be computed: {e}");
+                    self.emit(Event::Note(&note));
+                }
+                Err(_) => {}
+            }
         }
         let interrupted = self.cancel.is_cancelled();
         let mut verdict = Report::judge_verdict(&self.results, &self.config.profile.allowed_skips);
@@ -439,6 +458,8 @@ fn scope_and_selection(config: &Config, opts: &RunOptions) -> (Vec<String>, BTre
             if set.insert(id.clone()) {
                 if let Some(def) = config.condition(&id) {
                     stack.extend(def.requires.iter().cloned());
+                    stack.extend(def.explained_by.iter().cloned());
+                    stack.extend(def.follows.iter().cloned());
                 }
             }
         }

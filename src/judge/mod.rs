@@ -19,11 +19,28 @@ pub struct ProbeJudge {
     pub grants_root: bool,
     pub pass: Vec<Regex>,
     pub fail_fast: Vec<Regex>,
-    /// Final states: every pattern matches, and why the pass cannot follow.
-    pub final_states: Vec<(Vec<Regex>, String)>,
+    /// Final states: every pattern matches, why the pass cannot follow, and on how many
+    /// checks in a row it must show.
+    pub final_states: Vec<FinalStateJudge>,
     pub exit_code: Option<i32>,
     pub poll: Option<Duration>,
     pub evidence: Option<Regex>,
+}
+
+/// A final state of the catalog, resolved.
+#[derive(Debug, Clone)]
+pub struct FinalStateJudge {
+    pub when: Vec<Regex>,
+    pub why: String,
+    pub in_a_row: u32,
+}
+
+/// Consecutive sightings of one final state across the checks of a condition (the live polls,
+/// or the observations of a log in order).
+#[derive(Debug, Clone, Default)]
+pub struct FinalStreak {
+    state: Option<usize>,
+    count: u32,
 }
 
 /// What one run of a probe says.
@@ -65,7 +82,13 @@ impl ProbeJudge {
             final_states: probe
                 .final_states
                 .iter()
-                .map(|f| Ok((compile(&f.when)?, f.why.clone())))
+                .map(|f| {
+                    Ok(FinalStateJudge {
+                        when: compile(&f.when)?,
+                        why: f.why.clone(),
+                        in_a_row: f.in_a_row.unwrap_or(1).max(1),
+                    })
+                })
                 .collect::<Result<Vec<_>, String>>()?,
             exit_code: probe.exit_code,
             poll: probe.poll.map(|s| s.0),
@@ -73,9 +96,21 @@ impl ProbeJudge {
         })
     }
 
-    /// Judge one run: `output` is the command's output (console noise removed), `exit_code`
-    /// its status.
+    /// Judge one run on its own (a final state that must show several times in a row is
+    /// "not yet" here).
     pub fn judge(&self, output: &str, exit_code: i32) -> ProbeVerdict {
+        self.judge_next(&mut FinalStreak::default(), output, exit_code)
+    }
+
+    /// Judge the next run of a sequence: `output` is the command's output (console noise
+    /// removed), `exit_code` its status; `streak` carries the final state seen on the runs
+    /// before.
+    pub fn judge_next(
+        &self,
+        streak: &mut FinalStreak,
+        output: &str,
+        exit_code: i32,
+    ) -> ProbeVerdict {
         if let Some(m) = self.fail_fast.iter().find_map(|re| re.find(output)) {
             return ProbeVerdict::FailNow {
                 matched: m.as_str().trim().to_string(),
@@ -89,18 +124,35 @@ impl ProbeJudge {
                 evidence: self.evidence_of(output),
             };
         }
-        // A final state counts only where the pass does not: what passes, passes.
-        for (when, why) in &self.final_states {
-            let matched: Option<Vec<&str>> = when
+        // A final state counts only where the run does not pass: what passes, passes.
+        let found = self.final_states.iter().enumerate().find_map(|(i, f)| {
+            let matched: Option<Vec<&str>> = f
+                .when
                 .iter()
                 .map(|re| re.find(output).map(|m| m.as_str().trim()))
                 .collect();
-            if let Some(matched) = matched {
-                return ProbeVerdict::FailNow {
-                    matched: matched.join("; "),
-                    why: Some(why.clone()),
+            matched.map(|m| (i, f, m.join("; ")))
+        });
+        match found {
+            Some((i, f, matched)) => {
+                streak.count = if streak.state == Some(i) {
+                    streak.count + 1
+                } else {
+                    1
                 };
+                streak.state = Some(i);
+                if streak.count >= f.in_a_row {
+                    let why = match f.in_a_row {
+                        1 => f.why.clone(),
+                        n => format!("{} (on {n} checks in a row)", f.why),
+                    };
+                    return ProbeVerdict::FailNow {
+                        matched,
+                        why: Some(why),
+                    };
+                }
             }
+            None => *streak = FinalStreak::default(),
         }
         let mut observed = summarise(output);
         if !exit_ok {
@@ -208,8 +260,14 @@ mod tests {
     #[test]
     fn storage_status_settles() {
         let j = judge("storage.status");
-        assert_eq!(j.command, "cat /run/pre-nixos/storage-status 2>&1; echo \"unit: $(systemctl is-active pre-nixos.service 2>&1)\"");
-        let ok = j.judge("STATE=applied\nDETAIL=auto-applied\nunit: inactive", 0);
+        // The vars are filled in; the unit's state is asked only while not applied.
+        assert!(
+            j.command.starts_with("s=$(cat /run/pre-nixos/storage-status 2>&1);")
+                && j.command.contains("systemctl is-active pre-nixos.service"),
+            "{}",
+            j.command
+        );
+        let ok = j.judge("STATE=applied\nDETAIL=auto-applied", 0);
         assert_eq!(
             ok,
             ProbeVerdict::Pass {
@@ -370,6 +428,36 @@ mod tests {
         assert!(matches!(masked, ProbeVerdict::FailNow { .. }), "{masked:?}");
         let done = j.judge("LoadState=loaded\nActiveState=inactive\nSubState=dead", 0);
         assert!(matches!(done, ProbeVerdict::Pass { .. }), "{done:?}");
+        // A state that must stay: final on the second check in a row, not the first; a
+        // check in between that shows something else starts the count again.
+        let net = judge("net.lan-ipv4");
+        let unmanaged = "networkd: off (unmanaged)";
+        let mut streak = FinalStreak::default();
+        assert!(matches!(
+            net.judge_next(&mut streak, unmanaged, 0),
+            ProbeVerdict::NotYet { .. }
+        ));
+        assert!(matches!(
+            net.judge_next(&mut streak, "networkd: routable (configuring)", 0),
+            ProbeVerdict::NotYet { .. }
+        ));
+        assert!(matches!(
+            net.judge_next(&mut streak, unmanaged, 0),
+            ProbeVerdict::NotYet { .. }
+        ));
+        match net.judge_next(&mut streak, unmanaged, 0) {
+            ProbeVerdict::FailNow { why, .. } => {
+                assert!(why.unwrap().contains("2 checks in a row"))
+            }
+            other => panic!("{other:?}"),
+        }
+        // DHCP off in the .network file is final at once; an address passes whatever else.
+        let off = "networkd: degraded (configured)\nnetworkd: DHCP=no in /etc/systemd/network/20-lan.network";
+        assert!(matches!(net.judge(off, 0), ProbeVerdict::FailNow { .. }));
+        let leased = "2: lan    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic lan\nnetworkd: off (unmanaged)";
+        assert!(matches!(net.judge(leased, 0), ProbeVerdict::Pass { .. }));
+        let on = "networkd: routable (configured)\nnetworkd: DHCP=ipv4 in /etc/systemd/network/20-lan.network";
+        assert!(matches!(net.judge(on, 0), ProbeVerdict::NotYet { .. }));
         assert_eq!(
             crate::judge::will_not_pass("c", "x", Some("it never changes"), ""),
             "`c` shows it will not pass: \"x\": final, it never changes"

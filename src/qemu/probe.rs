@@ -151,7 +151,7 @@ pub struct KvmRace {
 
 /// KVM POST is bounded by how TCG does: a KVM that has not finished the firmware's POST in
 /// `factor` times TCG's time (at least `floor`, at most `bound`) runs guests slower than
-/// emulation, and is no use for a boot — on hosts whose nested KVM is broken, it trickles
+/// emulation (with `factor` 1), and is no use for a boot — on hosts whose nested KVM is broken, it trickles
 /// through POST at a few characters a millisecond. Both run at once, so a healthy host's
 /// answer comes as soon as KVM finishes, and a broken one's in a few hundred ms instead of
 /// `bound`.
@@ -178,6 +178,10 @@ pub fn kvm_against_tcg(
     let kvm = guest_runs_until(program, "kvm", || {
         Duration::from_millis(limit_ms.load(Ordering::SeqCst))
     })?;
+    // KVM done first: the answer is in; the TCG probe ends by itself within `bound`.
+    if matches!(kvm, GuestProbe::Runs { .. }) && !tcg.is_finished() {
+        return Ok(KvmRace { kvm, tcg: None });
+    }
     let tcg = match tcg.join() {
         Ok(Ok(GuestProbe::Runs { elapsed })) => Some(elapsed),
         _ => None,

@@ -176,6 +176,8 @@ struct ProbeState {
     settled: Option<(Observation, ProbeVerdict)>,
     /// Own logs: the first pass or fail-now is the verdict, as it was live.
     decided: bool,
+    /// A final state seen on the observations before, in log order.
+    streak: crate::judge::FinalStreak,
 }
 
 #[derive(Debug)]
@@ -463,7 +465,7 @@ impl<'a> Judging<'a> {
             return;
         }
         state.observations += 1;
-        let verdict = judge.judge(&o.output, o.exit_code);
+        let verdict = judge.judge_next(&mut state.streak, &o.output, o.exit_code);
         let decisive = |v: &ProbeVerdict| !matches!(v, ProbeVerdict::NotYet { .. });
         let replaces = match &state.settled {
             None => true,

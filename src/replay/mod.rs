@@ -217,6 +217,8 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
         }
     };
     let mut seen_fatal: Option<String> = None;
+    // The lines each verdict rests on, for a later one that rests on it.
+    let mut excerpts: std::collections::BTreeMap<String, Vec<(u64, String)>> = Default::default();
     for (i, def) in defs.iter().enumerate() {
         let (finding, own) = match &judged {
             // An interrupted reading has no findings: the gate says "interrupted".
@@ -250,13 +252,14 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
                 Ok((o, e))
             }
             // Not shown, and it can only pass after a condition that failed: as live.
-            // It rests on the line of that failure.
+            // It rests on the line of that failure, quoted again.
             (None, Finding::NotObserved(_)) if engine.failed_precondition(def).is_some() => {
                 let first = engine.failed_precondition(def).expect("checked");
                 let mut o =
                     crate::judge::console::after_failed("the log does not show it", &first.id);
                 o.log_line = first.log_line;
-                Ok((o, Vec::new()))
+                let quoted = excerpts.get(&first.id).cloned().unwrap_or_default();
+                Ok((o, quoted))
             }
             (None, Finding::NotObserved(note)) => Ok((not_observed(note.as_deref()), Vec::new())),
         };
@@ -273,12 +276,15 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
                         lines: &excerpt,
                     });
                 }
+                excerpts.insert(def.id.clone(), excerpt);
                 let cause = match (fatal, &seen_fatal) {
                     (true, Some(first)) => Some(first.clone()),
                     _ => None,
                 };
+                let mut outcome = outcome;
                 if fatal && seen_fatal.is_none() {
                     seen_fatal = Some(def.id.clone());
+                    outcome.root_cause = true;
                 }
                 engine.record_caused_by(def, at, outcome, cause);
             }

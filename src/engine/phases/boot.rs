@@ -420,7 +420,15 @@ fn console_dialogue(
 /// Judge one boot condition on the running session.
 async fn judge(engine: &mut Engine, s: &mut Session, def: &ConditionDef) -> Outcome {
     s.dialogue.current = def.id.clone();
-    if let Some((why, _)) = &s.fatal {
+    if let Some((why, _)) = s.fatal.clone() {
+        // The guest is gone, but what its console showed before stays shown.
+        if let Ok(CheckDef::Watch { pattern }) = def.check() {
+            if let Ok(re) = pattern.resolve(&engine.config.profile.vars) {
+                if let Ok(shown) = watch(s, &re, Instant::now(), None).await {
+                    return shown;
+                }
+            }
+        }
         return Outcome::fail(format!("not judged: {why}"), "");
     }
     if let Some(hit) = s.dialogue.earlier_hit_for(&def.id) {
@@ -526,14 +534,19 @@ async fn wait_failure(
                 Some(status) => format!("QEMU exited ({status})"),
                 None => "the serial console closed".to_string(),
             };
-            s.fatal = Some((why.clone(), s.dialogue.current.clone()));
-            Outcome::fail(
+            let first = s.fatal.is_none();
+            if first {
+                s.fatal = Some((why.clone(), s.dialogue.current.clone()));
+            }
+            let mut o = Outcome::fail(
                 format!(
                     "{waiting_for}: {why}; the console last showed: {}",
                     quote(&last_lines(&tail, 3))
                 ),
                 last_lines(&tail, 10),
-            )
+            );
+            o.root_cause = first;
+            o
         }
         WaitError::Cancelled => Outcome::skip("interrupted"),
     }
@@ -560,7 +573,9 @@ async fn fatal_line(s: &mut Session, name: &str, line: &str, earlier: bool) -> O
             .read_report_end(name, offset, DRAIN_AFTER_FATAL)
             .await;
     }
-    verdicts::signature(name, line, earlier)
+    let mut o = verdicts::signature(name, line, earlier);
+    o.root_cause = global;
+    o
 }
 
 use verdicts::quote;
@@ -934,6 +949,7 @@ async fn probe(
 ) -> Result<Outcome, Outcome> {
     let as_root = judge.run_as == RunAs::Root;
     let mut runs = 0;
+    let mut streak = crate::judge::FinalStreak::default();
     loop {
         runs += 1;
         // The deadline is the state's: a check started before it may finish its round trip.
@@ -951,7 +967,7 @@ async fn probe(
             }
         };
         let text = run.output.text();
-        match judge.judge(&text, run.output.exit_code) {
+        match judge.judge_next(&mut streak, &text, run.output.exit_code) {
             ProbeVerdict::Pass { evidence } => {
                 if judge.grants_root {
                     s.root = true;
