@@ -262,7 +262,8 @@ mod tests {
         let j = judge("storage.status");
         // The vars are filled in; the unit's state is asked only while not applied.
         assert!(
-            j.command.starts_with("s=$(cat /run/pre-nixos/storage-status 2>&1);")
+            j.command
+                .starts_with("s=$(cat /run/pre-nixos/storage-status 2>&1);")
                 && j.command.contains("systemctl is-active pre-nixos.service"),
             "{}",
             j.command
