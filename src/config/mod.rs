@@ -441,21 +441,20 @@ fn validate_profile(config: &Config) -> Result<(), ConfigError> {
         }
     }
     // Their patterns must resolve now (a `{var}` the profile lacks), not when a boot starts.
-    for sig in &p.failure_signatures {
-        for pattern in std::iter::once(&sig.pattern).chain(&sig.end) {
-            if let Err(e) = pattern.resolve(&p.vars) {
-                return Err(src.error_at(
-                    &format!("name: {}", sig.name),
-                    format!("failure signature `{}`: {e}", sig.name),
-                ));
-            }
-        }
-    }
-    for sig in &p.stall_signatures {
-        if let Err(e) = sig.pattern.resolve(&p.vars) {
+    let failure_patterns = p.failure_signatures.iter().flat_map(|sig| {
+        std::iter::once(&sig.pattern)
+            .chain(&sig.end)
+            .map(move |pattern| ("failure", &sig.name, pattern))
+    });
+    let stall_patterns = p
+        .stall_signatures
+        .iter()
+        .map(|sig| ("stall", &sig.name, &sig.pattern));
+    for (kind, name, pattern) in failure_patterns.chain(stall_patterns) {
+        if let Err(e) = pattern.resolve(&p.vars) {
             return Err(src.error_at(
-                &format!("name: {}", sig.name),
-                format!("stall signature `{}`: {e}", sig.name),
+                &format!("name: {name}"),
+                format!("{kind} signature `{name}`: {e}"),
             ));
         }
     }

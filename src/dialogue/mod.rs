@@ -173,11 +173,17 @@ impl Dialogue {
         self
     }
 
-    /// After a hit of `signature` at byte `offset`: read on until the line that ends its report
-    /// (a panic's end line), at most `bound` — the whole report for the transcript, no longer
+    /// After a hit of `signature` on `line`: read on until the line that ends its report (a
+    /// panic's end line), at most `bound` — the whole report for the transcript, no longer
     /// than it takes to arrive. Without an end line, the whole bound.
-    pub async fn read_report_end(&mut self, signature: &str, offset: usize, bound: Duration) {
+    pub async fn read_report_end(&mut self, signature: &str, line: &str, bound: Duration) {
         let until = Instant::now() + bound;
+        let offset = self
+            .console
+            .signature_hits()
+            .into_iter()
+            .rfind(|h| h.pattern_name == signature && h.line == line)
+            .map_or(0, |h| h.offset);
         let Some(end) = self
             .ends
             .iter()
@@ -402,15 +408,7 @@ impl Dialogue {
         };
         match m {
             Ok(m) if m.pattern == 0 => {
-                let text = self
-                    .console
-                    .with_transcript(|t| t.text()[from..].to_string());
-                let mut output =
-                    framed
-                        .extract(&text, &self.noise)
-                        .ok_or_else(|| WaitError::Closed {
-                            tail: "the end marker came without the begin marker".into(),
-                        })?;
+                let mut output = self.framed_output(&framed, from)?;
                 if answered {
                     // su's own prompt is not the command's output.
                     let prompt = &self.password_prompt;
@@ -437,9 +435,23 @@ impl Dialogue {
             Err(e) => Err(e),
         }
     }
-}
 
-impl Dialogue {
+    /// What `framed`, typed when the console stood at `from`, printed between its markers.
+    fn framed_output(
+        &self,
+        framed: &bootaudit_console::Framed,
+        from: usize,
+    ) -> Result<FramedOutput, WaitError> {
+        let text = self
+            .console
+            .with_transcript(|t| t.text()[from..].to_string());
+        framed
+            .extract(&text, &self.noise)
+            .ok_or_else(|| WaitError::Closed {
+                tail: "the end marker came without the begin marker".into(),
+            })
+    }
+
     /// Start `command` as root without waiting for it (its output discarded), where the
     /// escalation needs no terminal; otherwise run it as root and wait.
     pub async fn run_as_root_detached(
@@ -505,16 +517,7 @@ impl Dialogue {
                 Err(e) => return Err(e),
             }
         };
-        let text = self
-            .console
-            .with_transcript(|t| t.text()[from..].to_string());
-        let output =
-            sent[winner]
-                .0
-                .extract(&text, &self.noise)
-                .ok_or_else(|| WaitError::Closed {
-                    tail: "the end marker came without the begin marker".into(),
-                })?;
+        let output = self.framed_output(&sent[winner].0, from)?;
         let took = started.elapsed();
         // Later frames were typed ahead and will run: let them finish first.
         if winner + 1 < sent.len() {
@@ -651,20 +654,21 @@ mod tests {
             .to_string()
     }
 
+    /// A dialogue with the default console noise over an in-memory pipe, and the guest's end.
+    fn shell_on_duplex() -> (Dialogue, tokio::io::DuplexStream) {
+        let (harness, guest) = tokio::io::duplex(1 << 16);
+        let console = Console::from_stream(harness, ConsoleConfig::default());
+        let noise = NoiseFilter::default_console();
+        (Dialogue::new(console, vec![], noise, Cancel::new()), guest)
+    }
+
     /// A shell whose login flushed the first line typed, on a console a service floods with a
     /// line every 10 ms: the take-over answers on the second try, without a quiet spell, and
     /// the output is the answering frame's alone.
     #[tokio::test]
     async fn takes_over_a_flooded_shell_that_lost_the_first_line() {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-        let (harness, guest) = tokio::io::duplex(1 << 16);
-        let console = Console::from_stream(harness, ConsoleConfig::default());
-        let mut d = Dialogue::new(
-            console,
-            vec![],
-            NoiseFilter::default_console(),
-            Cancel::new(),
-        );
+        let (mut d, guest) = shell_on_duplex();
         let (r, w) = tokio::io::split(guest);
         let w = std::sync::Arc::new(tokio::sync::Mutex::new(w));
         let flood = {
@@ -721,14 +725,7 @@ mod tests {
     #[tokio::test]
     async fn a_slow_shell_runs_every_typed_line_before_the_next_command() {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-        let (harness, guest) = tokio::io::duplex(1 << 16);
-        let console = Console::from_stream(harness, ConsoleConfig::default());
-        let mut d = Dialogue::new(
-            console,
-            vec![],
-            NoiseFilter::default_console(),
-            Cancel::new(),
-        );
+        let (mut d, guest) = shell_on_duplex();
         let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let lines_read = read.clone();
         let shell = tokio::spawn(async move {
@@ -789,7 +786,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(hit, WaitError::Signature { .. }), "{hit:?}");
-        let offset = d.console.signature_hits()[0].offset;
+        let line = d.console.signature_hits()[0].line.clone();
         d.console.clear_signature();
         let writer = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -802,7 +799,7 @@ mod tests {
             guest // kept open: the console does not close
         });
         let started = Instant::now();
-        d.read_report_end("kernel panic", offset, Duration::from_secs(20))
+        d.read_report_end("kernel panic", &line, Duration::from_secs(20))
             .await;
         assert!(
             started.elapsed() < Duration::from_secs(10),

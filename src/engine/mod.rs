@@ -316,10 +316,7 @@ impl Engine {
         let likely_cause = match outcome.status {
             Status::Fail if outcome.root_cause => None,
             Status::Fail => match caused_by {
-                Some(id) => self.result(&id).map(|r| match &r.likely_cause {
-                    Some(root) => (root.clone(), Some(id.clone())),
-                    None => (id.clone(), None),
-                }),
+                Some(id) => self.result(&id).map(root_through),
                 None => self.likely_cause(def),
             },
             _ => None,
@@ -364,10 +361,7 @@ impl Engine {
             .chain(&def.explained_by)
             .filter_map(|id| self.result(id))
             .find(|r| r.status == Status::Fail)?;
-        Some(match &failed.likely_cause {
-            Some(root) => (root.clone(), Some(failed.id.clone())),
-            None => (failed.id.clone(), None),
-        })
+        Some(root_through(failed))
     }
 
     /// The first of `def`'s `follows` that failed: `def` cannot pass any more than it shows now.
@@ -447,6 +441,28 @@ impl Engine {
         self.emit(Event::RunFinished(&report));
         report
     }
+}
+
+/// A failure named as a cause: the root of its own chain and, when that is another
+/// condition, the failure itself in between.
+fn root_through(cause: &ConditionReport) -> (String, Option<String>) {
+    match &cause.likely_cause {
+        Some(root) => (root.clone(), Some(cause.id.clone())),
+        None => (cause.id.clone(), None),
+    }
+}
+
+/// Run `work` on a thread of its own; its answer comes on the channel (for work that need
+/// not hold up the conditions before the one that takes it).
+pub fn in_background<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::sync::mpsc::Receiver<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // The receiver may be gone (the run ended first): nothing waits for the answer.
+        let _ = tx.send(work());
+    });
+    rx
 }
 
 /// The conditions a command reports on, and those of them that run.

@@ -556,13 +556,6 @@ async fn wait_failure(
 /// concern every condition (panic, emergency mode) make the guest unusable for the rest.
 async fn fatal_line(s: &mut Session, name: &str, line: &str, earlier: bool) -> Outcome {
     let global = s.dialogue.is_global(name) && s.fatal.is_none();
-    let offset = s
-        .dialogue
-        .console
-        .signature_hits()
-        .into_iter()
-        .rfind(|h| h.pattern_name == name && h.line == line)
-        .map_or(0, |h| h.offset);
     s.dialogue.console.clear_signature();
     if global {
         s.fatal = Some((
@@ -570,7 +563,7 @@ async fn fatal_line(s: &mut Session, name: &str, line: &str, earlier: bool) -> O
             s.dialogue.current.clone(),
         ));
         s.dialogue
-            .read_report_end(name, offset, DRAIN_AFTER_FATAL)
+            .read_report_end(name, line, DRAIN_AFTER_FATAL)
             .await;
     }
     let mut o = verdicts::signature(name, line, earlier);

@@ -199,12 +199,10 @@ pub fn resolve(engine: &mut Engine) -> Outcome {
                 sha256: None,
                 bytes: Some(bytes),
             });
-            let (tx, rx) = std::sync::mpsc::channel();
             let path = file.clone();
-            std::thread::spawn(move || {
-                let _ = tx.send(sha256(&path).map(|(digest, _)| digest));
-            });
-            engine.facts.iso_sha256 = Some(rx);
+            engine.facts.iso_sha256 = Some(crate::engine::in_background(move || {
+                sha256(&path).map(|(digest, _)| digest)
+            }));
             Outcome::pass(
                 format!("{} ({} bytes)", file.display(), bytes),
                 file.display().to_string(),

@@ -32,11 +32,9 @@ pub fn start_kvm_probe(engine: &mut Engine) {
     }
     let qemu = engine.config.profile.machine.qemu.clone();
     let insist = engine.opts.accel == Accel::Kvm;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(kvm_verdict(&qemu, insist));
-    });
-    engine.facts.kvm_probe = Some(rx);
+    engine.facts.kvm_probe = Some(crate::engine::in_background(move || {
+        kvm_verdict(&qemu, insist)
+    }));
 }
 
 pub fn kvm(engine: &mut Engine) -> Outcome {
