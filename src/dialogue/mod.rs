@@ -469,9 +469,12 @@ impl Dialogue {
     /// Run `command` framed as soon as the shell reads it, on a console that may never fall
     /// quiet: the line is typed at once and typed again, in a fresh frame, whenever `first_try`
     /// (doubling each time) passes without an answer — a login may flush what was typed before
-    /// its shell started. Whichever frame answers first wins; frames typed after it run too,
-    /// so their answers are awaited (briefly) before the console is handed on, lest their
-    /// output land inside the next command's.
+    /// its shell started — but not once a frame has begun to run. The first frame to answer
+    /// tells when the shell was ready; frames typed after it run too, so their answers are
+    /// awaited (briefly) before the console is handed on, lest their output land inside the
+    /// next command's. The output returned is the last answering frame's: the terminal echoes
+    /// a line typed while a command runs into that command's output (mid-line, too), and
+    /// nothing was typed after the last frame.
     pub async fn run_when_ready(
         &mut self,
         command: &str,
@@ -482,20 +485,24 @@ impl Dialogue {
         self.console.skip_to_end();
         let mut sent: Vec<(bootaudit_console::Framed, usize)> = Vec::new();
         let mut wait = first_try;
-        let (winner, from) = loop {
-            // From the third try on the shell is surely up, and a line may be stuck half
-            // typed (a continuation prompt): interrupt it first. Not earlier: an interrupt
-            // while the shell still reads its profile would cut the profile short.
-            if sent.len() >= 2 {
-                self.send(b"\x03").await?;
+        let winner = loop {
+            // A frame that has begun is being run: typing again would only echo into its
+            // output, so wait on for its end instead.
+            if sent.is_empty() || !self.frame_began(&sent) {
+                // From the third try on the shell is surely up, and a line may be stuck half
+                // typed (a continuation prompt): interrupt it first. Not earlier: an interrupt
+                // while the shell still reads its profile would cut the profile short.
+                if sent.len() >= 2 {
+                    self.send(b"\x03").await?;
+                }
+                let framed = frame(command).map_err(|e| WaitError::Closed {
+                    tail: format!("cannot frame command: {e}"),
+                })?;
+                self.console.skip_to_end();
+                let from = self.console.cursor();
+                self.send_line(&framed.line).await?;
+                sent.push((framed, from));
             }
-            let framed = frame(command).map_err(|e| WaitError::Closed {
-                tail: format!("cannot frame command: {e}"),
-            })?;
-            self.console.skip_to_end();
-            let from = self.console.cursor();
-            self.send_line(&framed.line).await?;
-            sent.push((framed, from));
             let mut waited_for: Vec<Regex> = sent.iter().map(|(f, _)| f.end_re.clone()).collect();
             // A password prompt (a login that asks after all) is no shell to type into.
             waited_for.push(self.password_prompt.clone());
@@ -503,7 +510,7 @@ impl Dialogue {
             self.console.set_cursor(sent[0].1);
             let this_try = (Instant::now() + wait).min(deadline);
             match self.expect(&waited_for, this_try).await {
-                Ok(m) if m.pattern < sent.len() => break (m.pattern, sent[m.pattern].1),
+                Ok(m) if m.pattern < sent.len() => break m.pattern,
                 Ok(m) => {
                     let _ = self.send(b"\x03").await;
                     return Err(WaitError::Password {
@@ -517,25 +524,41 @@ impl Dialogue {
                 Err(e) => return Err(e),
             }
         };
-        let output = self.framed_output(&sent[winner].0, from)?;
+        self.take_last_answer(sent, winner, started).await
+    }
+
+    /// Whether the begin marker of any frame typed has come.
+    fn frame_began(&self, sent: &[(bootaudit_console::Framed, usize)]) -> bool {
+        let from = sent[0].1;
+        self.console.with_transcript(|t| {
+            let text = &t.text()[from..];
+            sent.iter().any(|(f, _)| f.begin_re.is_match(text))
+        })
+    }
+
+    /// Once frame `winner` answered: await the frames typed after it, then return the output
+    /// of the last one that answered, timed by the winner's answer.
+    async fn take_last_answer(
+        &mut self,
+        sent: Vec<(bootaudit_console::Framed, usize)>,
+        winner: usize,
+        started: Instant,
+    ) -> Result<CommandRun, WaitError> {
         let took = started.elapsed();
-        // Later frames were typed ahead and will run: let them finish first.
-        if winner + 1 < sent.len() {
-            let later: Vec<Regex> = sent[winner + 1..]
-                .iter()
-                .map(|(f, _)| f.end_re.clone())
-                .collect();
-            let bound = Instant::now() + Duration::from_secs(5);
-            for end in later {
-                if self
-                    .expect(std::slice::from_ref(&end), bound)
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
+        let mut last = winner;
+        let bound = Instant::now() + Duration::from_secs(5);
+        for (n, (framed, _)) in sent.iter().enumerate().skip(winner + 1) {
+            if self
+                .expect(std::slice::from_ref(&framed.end_re), bound)
+                .await
+                .is_err()
+            {
+                break;
             }
+            last = n;
         }
+        let (framed, from) = &sent[last];
+        let output = self.framed_output(framed, *from)?;
         self.console.skip_to_end();
         Ok(CommandRun { output, took })
     }
@@ -755,6 +778,51 @@ mod tests {
         assert_eq!(answered, read);
         let next = d.run("id -u; true", false, deadline).await.unwrap();
         assert_eq!(next.output.lines, vec!["0".to_string()]);
+        shell.abort();
+    }
+
+    /// The line typed again while the first frame runs is echoed by the terminal into that
+    /// frame's output, splitting its lines: the answer taken is the last frame's, which
+    /// nothing was typed into, and the shell was not typed at again once a frame had begun.
+    #[tokio::test]
+    async fn a_line_echoed_into_a_running_frame_does_not_spoil_the_answer() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (mut d, guest) = shell_on_duplex();
+        let typed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let lines_typed = typed.clone();
+        let shell = tokio::spawn(async move {
+            let (r, mut w) = tokio::io::split(guest);
+            let mut lines = BufReader::new(r).lines();
+            let first = lines.next_line().await.unwrap().unwrap();
+            // The shell reads the first line but is slow to start it: the second is typed.
+            let second = lines.next_line().await.unwrap().unwrap();
+            lines_typed.store(2, std::sync::atomic::Ordering::SeqCst);
+            let (a, b) = (token_of(&first), token_of(&second));
+            let (head, tail) = second.split_at(second.len() / 2);
+            let spoiled =
+                format!("BA_{a}_BEGIN\r\n{head}42\r\nnixos\r\n{tail}\r\nBA_{a}_END rc=0\r\n");
+            w.write_all(spoiled.as_bytes()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let clean = format!("BA_{b}_BEGIN\r\n42\r\nnixos\r\nBA_{b}_END rc=0\r\n$ ");
+            w.write_all(clean.as_bytes()).await.unwrap();
+            while let Ok(Some(_)) = lines.next_line().await {
+                lines_typed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let run = d
+            .run_when_ready(
+                "echo $((6*7)); id -un",
+                Duration::from_millis(150),
+                Instant::now() + Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            run.output.lines,
+            vec!["42".to_string(), "nixos".to_string()]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(typed.load(std::sync::atomic::Ordering::SeqCst), 2);
         shell.abort();
     }
 
