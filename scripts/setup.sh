@@ -14,7 +14,12 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 packages=(qemu-system-x86 qemu-utils xorriso debootstrap squashfs-tools isolinux syslinux-common
-          grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools util-linux ovmf)
+          grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools util-linux ovmf
+          chromium nix-bin)
+# The tests' JUnit consumers run on node and in a Python venv: the distribution's, unless the
+# machine has its own already.
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
+command -v python3 >/dev/null && python3 -m venv --help >/dev/null 2>&1 || packages+=(python3 python3-venv)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -42,3 +47,17 @@ fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found: install a stable Rust toolchain (rustup)" >&2; exit 1; }
 qemu-system-x86_64 --version | head -1 >&2
+
+# The JUnit consumers the tests read junit.xml with, pinned, from the registries, into .tools/
+# (ignored by git): junitparser (PyPI) and junit2json (npm).
+tools="$(cd "$(dirname "$0")/.." && pwd)/.tools"
+if [[ ! -x $tools/venv/bin/python ]] || ! "$tools/venv/bin/python" -c 'import junitparser' 2>/dev/null; then
+    echo "setup: installing junitparser into $tools/venv" >&2
+    python3 -m venv "$tools/venv"
+    "$tools/venv/bin/pip" install -q --disable-pip-version-check 'junitparser==5.0.3'
+fi
+if [[ ! -x $tools/node/node_modules/.bin/junit2json ]]; then
+    echo "setup: installing junit2json into $tools/node" >&2
+    mkdir -p "$tools/node"
+    npm install -s --no-audit --no-fund --prefix "$tools/node" 'junit2json@3.1.14' >/dev/null
+fi

@@ -266,7 +266,57 @@ pub struct Report {
     /// What booted, and how (a live run that reached the boot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot: Option<BootInfo>,
+    /// The machine bootaudit ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// `qemu-system-… --version`'s first line, where host.qemu ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qemu_version: Option<String>,
+    /// The boot on the run's time axis, where the console was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Timeline>,
     pub conditions: Vec<ConditionReport>,
+}
+
+/// The boot on the conditions' time axis (ms since the run started): when the guest was
+/// powered on, the milestones the console showed (the profile's `milestones`, in their order,
+/// each at its first line), and what the guest says of its own boot.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Timeline {
+    /// When QEMU started running the guest (none in a replay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_on_ms: Option<u64>,
+    pub milestones: Vec<Milestone>,
+    /// The profile's `boot_analysis` command's output (systemd-analyze), read once the boot
+    /// conditions are judged, where a shell was there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<GuestBootAnalysis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Milestone {
+    pub name: String,
+    /// Ms since the run started; none where the log has no times (a foreign log).
+    pub at_ms: Option<u64>,
+    /// The console line that marks it.
+    pub line: String,
+    /// Replay: the log line (1-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_line: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestBootAnalysis {
+    pub command: String,
+    pub output: String,
+    /// The slowest units, slowest first, from lines of the form `<time> <unit>`.
+    pub slowest_units: Vec<UnitTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitTime {
+    pub unit: String,
+    pub ms: u64,
 }
 
 /// Which boot entry a run booted, and how.

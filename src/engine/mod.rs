@@ -82,6 +82,8 @@ pub struct Facts {
     pub iso_sha256: Option<std::sync::mpsc::Receiver<std::io::Result<String>>>,
     /// The KVM probe started as the run began (virt.kvm takes its answer).
     pub kvm_probe: Option<std::sync::mpsc::Receiver<phases::virt::KvmVerdict>>,
+    /// The boot's milestones and the guest's own account of its boot (the boot phase).
+    pub timeline: Option<crate::model::Timeline>,
 }
 
 pub struct Engine {
@@ -436,11 +438,22 @@ impl Engine {
             duration_ms: self.now_ms(),
             replayed_log: self.replayed_log.clone(),
             boot: self.facts.boot.clone(),
+            hostname: hostname(),
+            qemu_version: self.facts.qemu_version.clone(),
+            timeline: self.facts.timeline.take(),
             conditions: std::mem::take(&mut self.results),
         };
         self.emit(Event::RunFinished(&report));
         report
     }
+}
+
+/// This machine's name, as the kernel has it.
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
 }
 
 /// A failure named as a cause: the root of its own chain and, when that is another

@@ -116,6 +116,9 @@ mod tests {
             duration_ms: 1,
             replayed_log: None,
             boot: None,
+            hostname: None,
+            qemu_version: None,
+            timeline: None,
             conditions: vec![
                 cond("host.qemu", Phase::Host, Status::Pass),
                 cond("boot.login", Phase::Boot, Status::Fail),
