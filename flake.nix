@@ -1,6 +1,6 @@
 {
   # bootaudit for nix users: `nix run .# -- run --iso result/iso`, or a dev shell with QEMU.
-  # Not exercised by CI (the build machines have no nix); the Cargo build is the reference.
+  # CI evaluates it offline against a stub nixpkgs (tests/nix_flake.rs); the Cargo build is the reference.
   description = "bootaudit: audit a bootable OS image over its serial console, with evidence";
 
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";

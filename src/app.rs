@@ -33,6 +33,7 @@ pub fn main(cli: Cli) -> i32 {
                 },
                 Command::Replay(a) => crate::replay::run(a).await,
                 Command::List(a) => crate::list::run(a),
+                Command::Compare(a) => crate::compare::run(a),
             }
         })
     }));

@@ -28,6 +28,9 @@ pub enum Command {
     Replay(ReplayArgs),
     /// List the conditions of a profile, in run order; with ids, how each is checked.
     List(ListArgs),
+    /// Compare two runs: conditions whose verdict changed, boot milestones and condition times
+    /// that grew. Exit 1 on a regression, 0 when none, 2 on bad input.
+    Compare(CompareArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +125,35 @@ pub struct ListArgs {
     pub vars: Vec<(String, String)>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The earlier run: a report folder or its report.json.
+    pub old: PathBuf,
+    /// The later run: a report folder or its report.json.
+    pub new: PathBuf,
+    /// A time counts as slower when it grew by more than PERCENT of the old time …
+    #[arg(long, value_name = "PERCENT", default_value_t = 25.0, value_parser = parse_amount)]
+    pub slower_by: f64,
+    /// … and by more than SECONDS.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = parse_amount)]
+    pub at_least: f64,
+    /// human: a readable list on stdout; json: the comparison as one JSON object.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Also write the comparison as a self-contained HTML page to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+/// A threshold: a number ≥ 0, optionally written with its unit (`25%`, `2s`).
+fn parse_amount(s: &str) -> Result<f64, String> {
+    let n = s.trim().trim_end_matches(['%', 's']).trim_end();
+    match n.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a number of at least 0")),
+    }
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod dialogue;
 pub mod engine;
@@ -15,3 +16,4 @@ pub mod qemu;
 pub mod replay;
 pub mod report;
 pub mod signal;
+pub mod timeline;

@@ -366,10 +366,55 @@ fn message(run: &Run, id: &str) -> String {
     run.status(id).2
 }
 
+/// The healthy image's run, booted once per test process and shared: its own test checks it,
+/// and the fault tests compare their run with it (`bootaudit compare`). Its report folder lives
+/// as long as the process (a static is never dropped), in the system's temp folder.
+fn healthy_run() -> &'static Run {
+    static HEALTHY: OnceLock<Run> = OnceLock::new();
+    HEALTHY.get_or_init(|| audit("healthy", &[]))
+}
+
+/// `bootaudit compare OLD NEW --format json` of two runs' report folders: exit code and JSON.
+fn compare(old: &Run, new: &Run) -> (i32, Value) {
+    let output = Command::new(env!("CARGO_BIN_EXE_bootaudit"))
+        .arg("compare")
+        .arg(old.out.path())
+        .arg(new.out.path())
+        .args(["--format", "json"])
+        .output()
+        .expect("run bootaudit compare");
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "compare's stdout is not JSON: {e}\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), json)
+}
+
+/// The ids of a comparison's `changes` of one kind (`new_failure`, `fixed`, …), in order.
+fn changed(c: &Value, kind: &str) -> Vec<String> {
+    c["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["change"] == kind)
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn healthy_image_passes_everything() {
-    let run = audit("healthy", &[]);
-    expect_boot(&run, &[], &[]);
+    let run = healthy_run();
+    expect_boot(run, &[], &[]);
+    // A run compared with itself: nothing changed, nothing grew.
+    let (code, c) = compare(run, run);
+    assert_eq!(code, 0, "{c:#}");
+    assert_eq!(
+        (c["changes"].clone(), c["slower"].clone()),
+        (Value::Array(vec![]), Value::Array(vec![]))
+    );
     assert_eq!(run.report["verdict"], "pass");
     assert_eq!(run.status("iso.console").0, "pass");
     // The evidence is kept: the raw console, the readable transcript, per-condition logs.
@@ -456,6 +501,30 @@ fn provisioning_failed() {
         diag.join("pre-nixos-journal.txt").exists(),
         "diagnostics collected"
     );
+    // Compared with the healthy run: the verdict changes, the new failures are listed first,
+    // in run order, and the comparison exits 1.
+    let (code, c) = compare(healthy_run(), &run);
+    assert_eq!(code, 1, "{c:#}");
+    assert_eq!(
+        (&c["verdict"]["old"], &c["verdict"]["new"]),
+        (&"pass".into(), &"fail".into())
+    );
+    assert_eq!(
+        changed(&c, "new_failure"),
+        storage_status_and_after(),
+        "{c:#}"
+    );
+    let changes = c["changes"].as_array().unwrap();
+    let failures = storage_status_and_after().len();
+    assert!(
+        changes[..failures]
+            .iter()
+            .all(|x| x["change"] == "new_failure")
+            && changes[failures..]
+                .iter()
+                .all(|x| x["change"] != "new_failure"),
+        "new failures first: {c:#}"
+    );
 }
 
 #[test]
@@ -482,6 +551,29 @@ fn provisioning_hangs() {
 fn slow_provisioning_still_passes() {
     let run = audit("provision-slow", &[]);
     expect_boot(&run, &[], &[]);
+    // Compared with the healthy run: no verdict changed, but storage.status waited for the
+    // fixture's 45 s of planning (less what the boot took since the service started): a timing
+    // regression, exit 1.
+    let (code, c) = compare(healthy_run(), &run);
+    assert_eq!(code, 1, "{c:#}");
+    assert!(
+        c["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["regression"] == false),
+        "{c:#}"
+    );
+    let storage = c["slower"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "condition" && s["name"] == "storage.status")
+        .unwrap_or_else(|| panic!("storage.status is not slower: {c:#}"));
+    assert!(
+        storage["new_ms"].as_u64() > storage["old_ms"].as_u64(),
+        "{storage}"
+    );
 }
 
 #[test]

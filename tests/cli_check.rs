@@ -649,8 +649,8 @@ fn profile_select_of_unknown_condition_is_exit_2_with_location() {
     let (path, text) = edited_profile(
         tmp.path(),
         "select.yaml",
-        "checks: [pre-nixos]\n",
-        "checks: [pre-nixos]\nselect:\n  - host.qemu\n  - host.nosuch\n",
+        "checks: [pre-nixos, boot-timeline]\n",
+        "checks: [pre-nixos, boot-timeline]\nselect:\n  - host.qemu\n  - host.nosuch\n",
     );
     let stderr = host_with_profile_exit_2(tmp.path(), path.to_str().unwrap());
     // The list item's dash or its value.
@@ -702,7 +702,10 @@ fn unknown_builtin_in_a_catalog_is_exit_2_before_any_report() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/pre-nixos.yaml"),
     )
     .unwrap()
-    .replace("checks: [pre-nixos]", "checks: [pre-nixos, ./extra.yaml]");
+    .replace(
+        "checks: [pre-nixos, boot-timeline]",
+        "checks: [pre-nixos, boot-timeline, ./extra.yaml]",
+    );
     let profile = tmp.path().join("profile.yaml");
     std::fs::write(&profile, profile_text).unwrap();
     let out = tmp.path().join("out");
@@ -776,7 +779,10 @@ fn profile_with_catalog(tmp: &Path, extra: &str) -> PathBuf {
     std::fs::write(
         &profile,
         profile_text()
-            .replace("checks: [pre-nixos]", "checks: [pre-nixos, ./extra.yaml]")
+            .replace(
+                "checks: [pre-nixos, boot-timeline]",
+                "checks: [pre-nixos, boot-timeline, ./extra.yaml]",
+            )
             .replace("  iface: lan\n", "  iface: lan\n  host: pre-nixos-box\n"),
     )
     .unwrap();
@@ -1197,4 +1203,258 @@ fn uefi_without_its_firmware_files_fails_the_host_check_naming_the_package() {
         "{msg}"
     );
     assert!(run.code == 1);
+}
+
+// =============================================================================================
+// 8. compare two runs
+
+/// A hand-written report.json: `conditions` as (id, status, duration_ms); milestones from
+/// power-on at `power_on_ms`.
+fn report_json(
+    verdict: &str,
+    conditions: &[(&str, &str, u64)],
+    power_on_ms: u64,
+    milestones: &[(&str, u64)],
+) -> Value {
+    let conditions: Vec<Value> = conditions
+        .iter()
+        .map(|(id, status, ms)| {
+            serde_json::json!({
+                "id": id, "phase": "boot", "status": status, "message": format!("{id}: {status}"),
+                "evidence": "", "started_ms": 0, "duration_ms": ms,
+                "transcript": format!("conditions/{id}.log"), "blocked_by": null,
+            })
+        })
+        .collect();
+    let milestones: Vec<Value> = milestones
+        .iter()
+        .map(|(name, at)| serde_json::json!({"name": name, "at_ms": at, "line": "…"}))
+        .collect();
+    serde_json::json!({
+        "bootaudit_version": "0.1.0", "verdict": verdict, "profile": "pre-nixos",
+        "iso": {"path": "healthy.iso", "sha256": null, "bytes": null}, "accel": "tcg",
+        "started_at": "2025-01-01T00:00:00Z", "duration_ms": 90000,
+        "timeline": {"power_on_ms": power_on_ms, "milestones": milestones},
+        "conditions": conditions,
+    })
+}
+
+fn write_report(dir: &Path, report: &Value) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(report).unwrap(),
+    )
+    .unwrap();
+    dir.to_path_buf()
+}
+
+fn compare_cmd(old: &Path, new: &Path, extra: &[&str]) -> Command {
+    let mut cmd = bootaudit(["compare"]);
+    cmd.arg(old).arg(new).args(extra);
+    cmd
+}
+
+/// The healthy run, then one where storage.status fails (its dependant too) and the login
+/// prompt comes 30 s later after power-on (the host checks took 10 s longer: not counted).
+fn old_and_new(tmp: &Path) -> (PathBuf, PathBuf) {
+    let old = write_report(
+        &tmp.join("old"),
+        &report_json(
+            "pass",
+            &[
+                ("boot.login", "pass", 20_000),
+                ("storage.status", "pass", 3_000),
+                ("storage.vg-main", "pass", 500),
+                ("net.lan-ipv4", "fail", 1_000),
+            ],
+            1_000,
+            &[("kernel", 4_000), ("login prompt", 21_000)],
+        ),
+    );
+    let new = write_report(
+        &tmp.join("new"),
+        &report_json(
+            "fail",
+            &[
+                ("boot.login", "pass", 50_000),
+                ("storage.status", "fail", 3_000),
+                ("storage.vg-main", "fail", 500),
+                ("net.lan-ipv4", "pass", 1_000),
+            ],
+            11_000,
+            &[("kernel", 14_500), ("login prompt", 61_000)],
+        ),
+    );
+    (old, new)
+}
+
+#[test]
+fn compare_bad_input_exits_2_naming_the_file() {
+    let tmp = tempdir();
+    let (good, _) = old_and_new(tmp.path());
+    let empty_dir = tmp.path().join("empty");
+    std::fs::create_dir(&empty_dir).unwrap();
+    let not_json = tmp.path().join("junit.xml");
+    std::fs::write(&not_json, "<testsuites/>\n").unwrap();
+    let not_report = tmp.path().join("other.json");
+    std::fs::write(
+        &not_report,
+        "{\n  \"name\": \"x\",\n  \"verdict\": \"maybe\"\n}\n",
+    )
+    .unwrap();
+    let missing = tmp.path().join("no-such-run");
+    let cases: [(&Path, &[&str]); 4] = [
+        (&missing, &["no-such-run", "no such file"]),
+        (&empty_dir, &["has no report.json"]),
+        (&not_json, &["junit.xml", "is not JSON", "line 1"]),
+        (
+            &not_report,
+            &["other.json", "is not a bootaudit report.json", "line 3"],
+        ),
+    ];
+    for (bad, words) in cases {
+        for (old, new) in [(bad, good.as_path()), (good.as_path(), bad)] {
+            let run = run_expect(compare_cmd(old, new, &[]), QUICK_LIMIT, 2);
+            for w in words.iter().chain(&["pass a report folder"]) {
+                assert!(run.stderr.contains(w), "`{w}` missing:\n{}", run.describe());
+            }
+            assert!(run.stdout.is_empty(), "{}", run.describe());
+        }
+    }
+}
+
+#[test]
+fn compare_finds_new_failures_and_slower_times_and_exits_1() {
+    let tmp = tempdir();
+    let (old, new) = old_and_new(tmp.path());
+    let run = run_expect(
+        compare_cmd(&old, &new, &["--format", "json"]),
+        QUICK_LIMIT,
+        1,
+    );
+    let c: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not (only) JSON: {e}\n{}", run.stdout));
+    assert_eq!(c["regression"], true);
+    assert_eq!(c["verdict"]["old"], "pass");
+    assert_eq!(c["verdict"]["new"], "fail");
+    let changes: Vec<(&str, &str, bool)> = c["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["id"].as_str().unwrap(),
+                x["change"].as_str().unwrap(),
+                x["regression"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            ("storage.status", "new_failure", true),
+            ("storage.vg-main", "new_failure", true),
+            ("net.lan-ipv4", "fixed", false),
+        ]
+    );
+    // From power-on the kernel came at the same time; the login prompt 20 s later.
+    assert_eq!(c["milestones_from"], "power_on");
+    let slower: Vec<(&str, &str, u64, u64)> = c["slower"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["kind"].as_str().unwrap(),
+                s["name"].as_str().unwrap(),
+                s["old_ms"].as_u64().unwrap(),
+                s["new_ms"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        slower,
+        vec![
+            ("milestone", "login prompt", 20_000, 50_000),
+            ("condition", "boot.login", 20_000, 50_000),
+        ]
+    );
+    assert_eq!(c["old"]["path"], old.to_str().unwrap());
+
+    // The human list says the same, regressions first.
+    let html = tmp.path().join("compare.html");
+    let mut cmd = compare_cmd(&old.join("report.json"), &new, &["--html"]);
+    cmd.arg(&html);
+    let run = run_expect(cmd, QUICK_LIMIT, 1);
+    let out = &run.stdout;
+    let pos = |w: &str| {
+        out.find(w)
+            .unwrap_or_else(|| panic!("`{w}` missing:\n{out}"))
+    };
+    assert!(
+        pos("regressions:") < pos("storage.status")
+            && pos("storage.status") < pos("other changes:")
+    );
+    assert!(pos("other changes:") < pos("net.lan-ipv4") && pos("net.lan-ipv4") < pos("slower ("));
+    assert!(out.contains("verdict: pass → fail") && out.contains("milestone login prompt"));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<section id=\"comparison\">"), "{page}");
+    assert!(page.contains("storage.status") && page.contains("login prompt"));
+    for external in ["<script", "<link", "src=", "href=", "url("] {
+        assert!(!page.contains(external), "{external} in the page");
+    }
+}
+
+#[test]
+fn compare_of_a_run_with_itself_or_within_the_thresholds_exits_0() {
+    let tmp = tempdir();
+    let (old, new) = old_and_new(tmp.path());
+    let run = run_expect(compare_cmd(&old, &old, &[]), QUICK_LIMIT, 0);
+    assert!(
+        run.stdout.trim_end().ends_with("no regression"),
+        "{}",
+        run.stdout
+    );
+    // Only slower: within thresholds that allow it, no regression; beyond the default, one.
+    let only_slower = write_report(
+        &tmp.path().join("only-slower"),
+        &report_json(
+            "pass",
+            &[
+                ("boot.login", "pass", 50_000),
+                ("storage.status", "pass", 3_000),
+                ("storage.vg-main", "pass", 500),
+                ("net.lan-ipv4", "fail", 1_000),
+            ],
+            11_000,
+            &[("kernel", 14_500), ("login prompt", 61_000)],
+        ),
+    );
+    run_expect(compare_cmd(&old, &only_slower, &[]), QUICK_LIMIT, 1);
+    let run = run_expect(
+        compare_cmd(
+            &old,
+            &only_slower,
+            &["--slower-by", "200%", "--format", "json"],
+        ),
+        QUICK_LIMIT,
+        0,
+    );
+    let c: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(c["slower"], serde_json::json!([]));
+    assert_eq!(c["thresholds"]["slower_by_percent"], 200.0);
+    run_expect(
+        compare_cmd(&old, &only_slower, &["--at-least", "31"]),
+        QUICK_LIMIT,
+        0,
+    );
+    // The failure fixed in `new` alone is not a regression either way round… but a new one is.
+    run_expect(compare_cmd(&new, &old, &[]), QUICK_LIMIT, 1);
+    // A bad threshold is a usage error.
+    run_expect(
+        compare_cmd(&old, &new, &["--slower-by", "lots"]),
+        QUICK_LIMIT,
+        2,
+    );
 }

@@ -15,6 +15,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
+    /// None in a catalog that only brings signatures or milestones.
+    #[serde(default)]
     pub conditions: Vec<ConditionDef>,
     /// Diagnostics its conditions name; a profile's own of the same name win.
     #[serde(default)]
@@ -25,6 +27,12 @@ pub struct Catalog {
     pub failure_signatures: Vec<super::profile::Signature>,
     #[serde(default)]
     pub stall_signatures: Vec<super::profile::StallSignature>,
+    /// Boot milestones, added to the profile's (a profile's of the same name wins).
+    #[serde(default)]
+    pub milestones: Vec<super::profile::MilestoneDef>,
+    /// The guest's own boot analysis, unless the profile has one.
+    #[serde(default)]
+    pub boot_analysis: Option<super::profile::Diagnostic>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

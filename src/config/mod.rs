@@ -30,6 +30,10 @@ const EMBEDDED_PROFILES: &[(&str, &str)] = &[
 const EMBEDDED_CATALOGS: &[(&str, &str)] = &[
     ("pre-nixos", include_str!("../../checks/pre-nixos.yaml")),
     ("generic", include_str!("../../checks/generic.yaml")),
+    (
+        "boot-timeline",
+        include_str!("../../checks/boot-timeline.yaml"),
+    ),
 ];
 
 /// A configuration error, always with the file it is about and, where known, the position.
@@ -265,6 +269,14 @@ pub fn load_with_vars(
                 profile.stall_signatures.push(sig);
             }
         }
+        for m in catalog.milestones {
+            if !profile.milestones.iter().any(|p| p.name == m.name) {
+                profile.milestones.push(m);
+            }
+        }
+        if profile.boot_analysis.is_none() {
+            profile.boot_analysis = catalog.boot_analysis;
+        }
         for mut def in catalog.conditions {
             def.source = catalog_src.name.clone();
             if let Some(first) = seen.insert(def.id.clone(), catalog_src.name.clone()) {
@@ -444,18 +456,22 @@ fn validate_profile(config: &Config) -> Result<(), ConfigError> {
     let failure_patterns = p.failure_signatures.iter().flat_map(|sig| {
         std::iter::once(&sig.pattern)
             .chain(&sig.end)
-            .map(move |pattern| ("failure", &sig.name, pattern))
+            .map(move |pattern| ("failure signature", &sig.name, pattern))
     });
     let stall_patterns = p
         .stall_signatures
         .iter()
-        .map(|sig| ("stall", &sig.name, &sig.pattern));
-    for (kind, name, pattern) in failure_patterns.chain(stall_patterns) {
+        .map(|sig| ("stall signature", &sig.name, &sig.pattern));
+    let milestone_patterns = p
+        .milestones
+        .iter()
+        .map(|m| ("milestone", &m.name, &m.pattern));
+    for (kind, name, pattern) in failure_patterns
+        .chain(stall_patterns)
+        .chain(milestone_patterns)
+    {
         if let Err(e) = pattern.resolve(&p.vars) {
-            return Err(src.error_at(
-                &format!("name: {name}"),
-                format!("{kind} signature `{name}`: {e}"),
-            ));
+            return Err(src.error_at(&format!("name: {name}"), format!("{kind} `{name}`: {e}")));
         }
     }
     // Hits are told apart by name: a stall signature named like a failure signature would fail.

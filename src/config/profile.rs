@@ -51,6 +51,14 @@ pub struct Profile {
     /// Named commands run (as root when possible) when a condition that names them fails.
     #[serde(default)]
     pub diagnostics: BTreeMap<String, Diagnostic>,
+    /// The boot's milestones, in boot order: each is the first console line its pattern
+    /// matches (report.json's `timeline`).
+    #[serde(default)]
+    pub milestones: Vec<MilestoneDef>,
+    /// A command the user's shell runs once the boot conditions are judged, telling how the
+    /// guest's own boot went (systemd-analyze); its output goes in the timeline.
+    #[serde(default)]
+    pub boot_analysis: Option<Diagnostic>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -188,6 +196,13 @@ pub struct Signature {
     /// the verdict waits for it, so the transcript holds the whole report; at most a few
     /// seconds when it never comes.
     pub end: Option<PatternSrc>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MilestoneDef {
+    pub name: String,
+    pub pattern: PatternSrc,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -29,6 +29,8 @@ use tokio::time::Instant;
 pub const PASSWORD_SETTLE: Duration = Duration::from_millis(300);
 /// The longest a take-over line waits for its answer before it is typed again.
 const MAX_TAKE_OVER_TRY: Duration = Duration::from_secs(8);
+/// After an interrupt, how long the line discipline gets before the next key is typed.
+const INTERRUPT_SETTLE: Duration = Duration::from_millis(300);
 
 /// Why a wait ended without what it waited for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -484,16 +486,21 @@ impl Dialogue {
         let started = Instant::now();
         self.console.skip_to_end();
         let mut sent: Vec<(bootaudit_console::Framed, usize)> = Vec::new();
+        // Frames whose end came without their begin: a key lost to the line discipline (the
+        // first letter after an interrupt) garbled the line. They count as unanswered.
+        let mut spoiled: Vec<bool> = Vec::new();
         let mut wait = first_try;
         let winner = loop {
             // A frame that has begun is being run: typing again would only echo into its
             // output, so wait on for its end instead.
             if sent.is_empty() || !self.frame_began(&sent) {
-                // From the third try on the shell is surely up, and a line may be stuck half
-                // typed (a continuation prompt): interrupt it first. Not earlier: an interrupt
-                // while the shell still reads its profile would cut the profile short.
-                if sent.len() >= 2 {
+                // A line stuck half typed leaves the shell at its continuation prompt:
+                // interrupt that first, and give the line discipline a moment, or the next
+                // key is lost. Never otherwise: an interrupt while `login` still runs ends
+                // the session.
+                if self.at_continuation_prompt() {
                     self.send(b"\x03").await?;
+                    tokio::time::sleep(INTERRUPT_SETTLE).await;
                 }
                 let framed = frame(command).map_err(|e| WaitError::Closed {
                     tail: format!("cannot frame command: {e}"),
@@ -502,15 +509,25 @@ impl Dialogue {
                 let from = self.console.cursor();
                 self.send_line(&framed.line).await?;
                 sent.push((framed, from));
+                spoiled.push(false);
             }
-            let mut waited_for: Vec<Regex> = sent.iter().map(|(f, _)| f.end_re.clone()).collect();
+            let waiting: Vec<usize> = (0..sent.len()).filter(|&i| !spoiled[i]).collect();
+            let mut waited_for: Vec<Regex> =
+                waiting.iter().map(|&i| sent[i].0.end_re.clone()).collect();
             // A password prompt (a login that asks after all) is no shell to type into.
             waited_for.push(self.password_prompt.clone());
             // Search from the first frame: an early one may answer late.
             self.console.set_cursor(sent[0].1);
             let this_try = (Instant::now() + wait).min(deadline);
             match self.expect(&waited_for, this_try).await {
-                Ok(m) if m.pattern < sent.len() => break m.pattern,
+                Ok(m) if m.pattern < waiting.len() => {
+                    let answered = waiting[m.pattern];
+                    let (framed, from) = &sent[answered];
+                    if self.framed_output(framed, *from).is_ok() {
+                        break answered;
+                    }
+                    spoiled[answered] = true;
+                }
                 Ok(m) => {
                     let _ = self.send(b"\x03").await;
                     return Err(WaitError::Password {
@@ -525,6 +542,15 @@ impl Dialogue {
             }
         };
         self.take_last_answer(sent, winner, started).await
+    }
+
+    /// Whether the console ends at a shell's continuation prompt (`> `, PS2's default).
+    fn at_continuation_prompt(&self) -> bool {
+        self.console.with_transcript(|t| {
+            let text = t.text();
+            let last = text[text.rfind('\n').map_or(0, |i| i + 1)..].trim();
+            last == ">"
+        })
     }
 
     /// Whether the begin marker of any frame typed has come.
@@ -547,7 +573,7 @@ impl Dialogue {
         let took = started.elapsed();
         let mut last = winner;
         let bound = Instant::now() + Duration::from_secs(5);
-        for (n, (framed, _)) in sent.iter().enumerate().skip(winner + 1) {
+        for (n, (framed, from)) in sent.iter().enumerate().skip(winner + 1) {
             if self
                 .expect(std::slice::from_ref(&framed.end_re), bound)
                 .await
@@ -555,7 +581,9 @@ impl Dialogue {
             {
                 break;
             }
-            last = n;
+            if self.framed_output(framed, *from).is_ok() {
+                last = n;
+            }
         }
         let (framed, from) = &sent[last];
         let output = self.framed_output(framed, *from)?;
@@ -824,6 +852,45 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(typed.load(std::sync::atomic::Ordering::SeqCst), 2);
         shell.abort();
+    }
+
+    /// A frame whose end comes without its begin (a key lost after an interrupt garbled the
+    /// line) is no answer: the line is typed again. An interrupt goes first only when the
+    /// shell stands at its continuation prompt.
+    #[tokio::test]
+    async fn a_garbled_frame_is_typed_again_and_only_a_stuck_line_is_interrupted() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (mut d, guest) = shell_on_duplex();
+        let shell = tokio::spawn(async move {
+            let (r, mut w) = tokio::io::split(guest);
+            let mut lines = BufReader::new(r).lines();
+            let mut typed = Vec::new();
+            // 1: the first letter was lost: no begin marker, the rest runs.
+            let line = lines.next_line().await.unwrap().unwrap();
+            let t = token_of(&line);
+            let garbled = format!("-bash: rintf: command not found\r\n42\r\nBA_{t}_END rc=0\r\n> ");
+            w.write_all(garbled.as_bytes()).await.unwrap();
+            typed.push(line);
+            // 2: typed at the continuation prompt, so an interrupt comes first.
+            let line = lines.next_line().await.unwrap().unwrap();
+            let t = token_of(&line);
+            let answer = format!("^C\r\n$ BA_{t}_BEGIN\r\n42\r\nBA_{t}_END rc=0\r\n$ ");
+            w.write_all(answer.as_bytes()).await.unwrap();
+            typed.push(line);
+            typed
+        });
+        let run = d
+            .run_when_ready(
+                "echo $((6*7))",
+                Duration::from_millis(150),
+                Instant::now() + Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        assert_eq!(run.output.lines, vec!["42".to_string()]);
+        let typed = shell.await.unwrap();
+        assert!(!typed[0].starts_with('\x03'), "{:?}", typed[0]);
+        assert!(typed[1].starts_with('\x03'), "{:?}", typed[1]);
     }
 
     /// A panic is read up to its end line, not for the whole bound: the end line's arrival

@@ -154,6 +154,22 @@ impl Engine {
         self.clock.ms(Instant::now())
     }
 
+    /// An instant on the run's time axis.
+    pub fn ms_at(&self, at: Instant) -> Millis {
+        self.clock.ms(at)
+    }
+
+    /// The profile's milestones with their patterns resolved (checked when it was loaded).
+    pub fn milestone_scanner(&self) -> crate::timeline::MilestoneScanner {
+        let p = &self.config.profile;
+        let patterns = p
+            .milestones
+            .iter()
+            .filter_map(|m| Some((m.name.clone(), m.pattern.resolve(&p.vars).ok()?)))
+            .collect();
+        crate::timeline::MilestoneScanner::new(patterns)
+    }
+
     pub fn clock(&self) -> Clock {
         self.clock
     }

@@ -131,8 +131,9 @@ pub async fn run(args: ReplayArgs) -> i32 {
     report.verdict.exit_code()
 }
 
-/// What the two passes over the log found, per condition, and whether it was an own log.
-type Findings = (Vec<Finding>, bool);
+/// What the two passes over the log found, per condition, whether it was an own log, and the
+/// boot's milestones.
+type Findings = (Vec<Finding>, bool, Vec<crate::model::Milestone>);
 
 /// Read the log: a survey pass, then the judging pass. Runs on a blocking thread; stops early
 /// (with what it has) when the run is interrupted. `archived`: the log is a run's serial.raw.
@@ -141,6 +142,7 @@ fn read_log(
     path: &Path,
     archived: bool,
     cancel: &crate::signal::Cancel,
+    mut milestones: crate::timeline::MilestoneScanner,
 ) -> std::io::Result<Findings> {
     let open = || std::fs::File::open(path);
     let mut survey = foreign::Survey::new(&plan.facts);
@@ -161,11 +163,12 @@ fn read_log(
         }
     })?;
     if cancel.is_cancelled() {
-        return Ok((Vec::new(), own));
+        return Ok((Vec::new(), own, Vec::new()));
     }
     let mut judging = Judging::new(plan, &survey, own);
     for_each_line(open()?, |no, line| {
         judging.line(no, line);
+        milestones.line(line, None, Some(no));
         if interrupted(&mut lines) {
             ControlFlow::Break(())
         } else {
@@ -173,7 +176,7 @@ fn read_log(
         }
     })?;
     judging.finish();
-    Ok((judging.findings(), own))
+    Ok((judging.findings(), own, milestones.finish()))
 }
 
 /// A `serial.raw` in a report folder of `bootaudit run` (beside its serial.timing and
@@ -210,19 +213,28 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
         Err(e) => Err(e),
         Ok(plan) => {
             let cancel = engine.cancel.clone();
-            tokio::task::spawn_blocking(move || read_log(&plan, &path, archived, &cancel))
-                .await
-                .map_err(|e| format!("internal error: {e}"))
-                .and_then(|r| r.map_err(|e| format!("reading the log: {e}")))
+            let milestones = engine.milestone_scanner();
+            tokio::task::spawn_blocking(move || {
+                read_log(&plan, &path, archived, &cancel, milestones)
+            })
+            .await
+            .map_err(|e| format!("internal error: {e}"))
+            .and_then(|r| r.map_err(|e| format!("reading the log: {e}")))
         }
     };
+    if let Ok((_, _, milestones)) = &judged {
+        engine.facts.timeline = Some(crate::model::Timeline {
+            milestones: milestones.clone(),
+            ..Default::default()
+        });
+    }
     let mut seen_fatal: Option<String> = None;
     // The lines each verdict rests on, for a later one that rests on it.
     let mut excerpts: std::collections::BTreeMap<String, Vec<(u64, String)>> = Default::default();
     for (i, def) in defs.iter().enumerate() {
         let (finding, own) = match &judged {
             // An interrupted reading has no findings: the gate says "interrupted".
-            Ok((findings, own)) => (
+            Ok((findings, own, _)) => (
                 findings
                     .get(i)
                     .cloned()

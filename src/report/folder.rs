@@ -171,9 +171,29 @@ impl FolderReporter {
         if let Err(e) = fs::write(self.dir.join("report.json"), json + "\n") {
             self.warn("report.json", e);
         }
-        let xml = super::junit::render(report, &self.transcripts);
+        let xml = super::junit::render(report, &self.transcripts, &self.dir);
         if let Err(e) = fs::write(self.dir.join("junit.xml"), xml) {
             self.warn("junit.xml", e);
+        }
+        self.write_html(report);
+    }
+
+    /// report.html, with the head of serial.log where the run has one.
+    fn write_html(&mut self, report: &Report) {
+        let serial = self.serial_log.is_some().then(|| {
+            let mut head = Vec::new();
+            let limit = super::html::MAX_SERIAL_BYTES as u64 + 1;
+            let read = File::open(self.dir.join("serial.log")).and_then(|f| {
+                std::io::Read::read_to_end(&mut std::io::Read::take(f, limit), &mut head)
+            });
+            match read {
+                Ok(_) => String::from_utf8_lossy(&head).into_owned(),
+                Err(_) => String::new(),
+            }
+        });
+        let page = super::html::render(report, &self.transcripts, serial.as_deref());
+        if let Err(e) = fs::write(self.dir.join("report.html"), page) {
+            self.warn("report.html", e);
         }
     }
 }

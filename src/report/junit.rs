@@ -2,10 +2,18 @@
 //! condition. Always well-formed whatever the guest printed: quick-junit escapes markup and
 //! strips ANSI and C0 controls, but lets U+FFFE/U+FFFF through, which XML 1.0 forbids, so every
 //! string is first filtered to XML 1.0 characters here.
+//!
+//! Each suite carries the run's `timestamp` (RFC 3339) and `hostname`, and `<properties>` naming
+//! what was audited and with what (profile, ISO, accelerator, QEMU, bootaudit, boot entry, the
+//! replayed log); a property whose value is unknown is left out. Each testcase's system-out
+//! names the condition's files as `[[ATTACHMENT|PATH]]` lines (its transcript first, then its
+//! diagnostics), PATH being the report folder joined with the file's relative path: the form
+//! Jenkins' JUnit attachments plugin and GitLab read.
 
 use crate::model::{Phase, Report, Status};
-use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 /// Keep only characters XML 1.0 allows (and drop ESC so escape codes cannot hide).
@@ -17,10 +25,59 @@ pub fn xml_chars(s: &str) -> String {
         .collect()
 }
 
-/// Render the report; `transcripts` maps condition id → its cleaned transcript.
-pub fn render(report: &Report, transcripts: &BTreeMap<String, String>) -> String {
+/// The marker CI tools look for in a testcase's system-out.
+const ATTACHMENT: &str = "[[ATTACHMENT|";
+
+/// Text that did not come from bootaudit (the guest's output, messages quoting it) cannot name
+/// an attachment: a guest printing `[[ATTACHMENT|/etc/shadow]]` must not make CI upload a file.
+/// Applied after `xml_chars`, so no character removed later can join a marker back together.
+fn defuse_attachments(s: &str) -> String {
+    s.replace(ATTACHMENT, "[[ATTACHMENT |")
+}
+
+/// The suite properties: what was audited and with what. Unknown values are left out.
+fn properties(report: &Report) -> Vec<Property> {
+    let iso = report.iso.as_ref();
+    let iso_name = iso.and_then(|i| {
+        Path::new(&i.path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+    });
+    let known: [(&str, Option<String>); 8] = [
+        ("profile", Some(report.profile.clone())),
+        ("iso.name", iso_name),
+        ("iso.sha256", iso.and_then(|i| i.sha256.clone())),
+        ("accel", report.accel.clone()),
+        ("qemu.version", report.qemu_version.clone()),
+        ("bootaudit.version", Some(report.bootaudit_version.clone())),
+        (
+            "boot.entry",
+            report.boot.as_ref().and_then(|b| b.entry.clone()),
+        ),
+        ("replayed_log", report.replayed_log.clone()),
+    ];
+    known
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let value = xml_chars(value?.trim());
+            (!value.is_empty()).then(|| Property::new(name, value))
+        })
+        .collect()
+}
+
+/// Render the report; `transcripts` maps condition id → its cleaned transcript, `folder` is the
+/// report folder (as given: attachment paths are `folder` joined with the report's relative
+/// paths, so a CI job that ran `--out audit-reports/x` finds `audit-reports/x/conditions/ID.log`).
+pub fn render(report: &Report, transcripts: &BTreeMap<String, String>, folder: &Path) -> String {
     let mut junit = quick_junit::Report::new("bootaudit");
     junit.set_time(Duration::from_millis(report.duration_ms));
+    let timestamp = chrono::DateTime::parse_from_rfc3339(&report.started_at).ok();
+    let hostname = report
+        .hostname
+        .as_deref()
+        .map(|h| xml_chars(h.trim()))
+        .filter(|h| !h.is_empty());
+    let properties = properties(report);
     for phase in Phase::ALL {
         // Root causes first, then what they likely caused, then the rest (catalog order
         // within each): a CI page shows what to fix first at the top.
@@ -34,6 +91,13 @@ pub fn render(report: &Report, transcripts: &BTreeMap<String, String>) -> String
             continue;
         }
         let mut suite = TestSuite::new(format!("bootaudit.{phase}"));
+        if let Some(t) = timestamp {
+            suite.set_timestamp(t);
+        }
+        if let Some(h) = &hostname {
+            suite.extra.insert("hostname".into(), h.as_str().into());
+        }
+        suite.add_properties(properties.iter().cloned());
         for c in conditions {
             let message = xml_chars(&c.message);
             let mut status = match c.status {
@@ -51,17 +115,31 @@ pub fn render(report: &Report, transcripts: &BTreeMap<String, String>) -> String
             let mut case = TestCase::new(xml_chars(&c.id), status);
             case.set_classname(format!("bootaudit.{phase}"));
             case.set_time(Duration::from_millis(c.duration_ms));
-            let mut out = format!("{}: {}\n", c.status, message);
+            let mut out = format!("{}: {}\n", c.status, defuse_attachments(&message));
             if !c.evidence.is_empty() {
-                out.push_str(&format!("evidence: {}\n", c.evidence));
+                out.push_str(&format!(
+                    "evidence: {}\n",
+                    defuse_attachments(&xml_chars(&c.evidence))
+                ));
+            }
+            for rel in c.transcript.iter().chain(&c.diagnostics) {
+                out.push_str(&format!(
+                    "{ATTACHMENT}{}]]\n",
+                    folder.join(rel).to_string_lossy()
+                ));
             }
             if let Some(t) = transcripts.get(&c.id) {
                 out.push('\n');
-                out.push_str(t);
+                out.push_str(&defuse_attachments(&xml_chars(t)));
             }
+            // The parts are filtered and defused already; this filters the paths.
             case.set_system_out(xml_chars(&out));
             suite.add_test_case(case);
         }
+        // quick-junit counts skips as `disabled`; consumers that read the suite's counts
+        // (junitparser, junit2json, the Jenkins schema) look for `skipped`.
+        let skipped = suite.disabled.to_string();
+        suite.extra.insert("skipped".into(), skipped.into());
         junit.add_test_suite(suite);
     }
     junit.to_string().unwrap_or_else(|e| {
@@ -73,7 +151,7 @@ pub fn render(report: &Report, transcripts: &BTreeMap<String, String>) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ConditionReport, SkipKind, Verdict};
+    use crate::model::{BootInfo, ConditionReport, IsoInfo, SkipKind, Verdict};
 
     fn cond(id: &str, phase: Phase, status: Status) -> ConditionReport {
         cond_with(id, phase, status, "", "")
@@ -133,7 +211,7 @@ mod tests {
     #[test]
     fn hostile_bytes_stay_well_formed() {
         let transcripts = BTreeMap::from([("boot.login".to_string(), HOSTILE.repeat(3))]);
-        let xml = render(&report(HOSTILE, HOSTILE), &transcripts);
+        let xml = render(&report(HOSTILE, HOSTILE), &transcripts, Path::new("out"));
         let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
         let suites: Vec<_> = doc
             .descendants()
@@ -180,7 +258,7 @@ mod tests {
             cond("net.lan-ipv4", Phase::Boot, Status::Skip),
         ];
         r.conditions[1].likely_cause = Some("storage.status".into());
-        let xml = render(&r, &BTreeMap::new());
+        let xml = render(&r, &BTreeMap::new(), Path::new("out"));
         let doc = roxmltree::Document::parse(&xml).unwrap();
         let names: Vec<_> = doc
             .descendants()
@@ -195,6 +273,180 @@ mod tests {
                 "boot.console",
                 "net.lan-ipv4"
             ]
+        );
+    }
+
+    fn full_report() -> Report {
+        let mut r = report("m", "e");
+        r.iso = Some(IsoInfo {
+            path: "/srv/images/nixos-minimal.iso".into(),
+            sha256: Some("ab12".into()),
+            bytes: Some(42),
+        });
+        r.accel = Some("tcg".into());
+        r.started_at = "2026-03-04T05:06:07Z".into();
+        r.hostname = Some("runner-7".into());
+        r.qemu_version = Some("QEMU emulator version 7.2.0".into());
+        r.replayed_log = Some("ci-console.log".into());
+        r.boot = Some(BootInfo {
+            firmware: "bios".into(),
+            entry: Some("NixOS <Installer> & co".into()),
+            config: None,
+            how: "menu-default".into(),
+            bootloader_exercised: true,
+            cmdline: None,
+        });
+        r
+    }
+
+    fn suites<'a>(doc: &'a roxmltree::Document<'a>) -> Vec<roxmltree::Node<'a, 'a>> {
+        doc.descendants()
+            .filter(|n| n.has_tag_name("testsuite"))
+            .collect()
+    }
+
+    fn props(suite: roxmltree::Node<'_, '_>) -> Vec<(String, String)> {
+        suite
+            .descendants()
+            .filter(|n| n.has_tag_name("property"))
+            .map(|p| {
+                (
+                    p.attribute("name").unwrap().to_string(),
+                    p.attribute("value").unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn system_out<'a>(doc: &'a roxmltree::Document<'_>, id: &str) -> &'a str {
+        doc.descendants()
+            .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some(id))
+            .and_then(|c| c.children().find(|n| n.has_tag_name("system-out")))
+            .and_then(|n| n.text())
+            .unwrap_or("")
+    }
+
+    #[test]
+    fn suites_carry_timestamp_hostname_and_properties() {
+        let xml = render(&full_report(), &BTreeMap::new(), Path::new("out"));
+        let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+        let want: Vec<(String, String)> = [
+            ("profile", "p"),
+            ("iso.name", "nixos-minimal.iso"),
+            ("iso.sha256", "ab12"),
+            ("accel", "tcg"),
+            ("qemu.version", "QEMU emulator version 7.2.0"),
+            ("bootaudit.version", "0"),
+            ("boot.entry", "NixOS <Installer> & co"),
+            ("replayed_log", "ci-console.log"),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+        let started = chrono::DateTime::parse_from_rfc3339("2026-03-04T05:06:07Z").unwrap();
+        let suites = suites(&doc);
+        assert_eq!(suites.len(), 2);
+        for suite in suites {
+            let ts = suite.attribute("timestamp").expect("timestamp");
+            let ts = chrono::DateTime::parse_from_rfc3339(ts)
+                .unwrap_or_else(|e| panic!("timestamp {ts} is not RFC 3339: {e}"));
+            assert_eq!(ts, started);
+            assert_eq!(suite.attribute("hostname"), Some("runner-7"));
+            assert_eq!(props(suite), want);
+            let skips = match suite.attribute("name") {
+                Some("bootaudit.boot") => "1",
+                _ => "0",
+            };
+            assert_eq!(suite.attribute("skipped"), Some(skips));
+        }
+    }
+
+    #[test]
+    fn unknown_properties_are_left_out() {
+        let mut r = report("m", "");
+        r.started_at = "not a time".into();
+        r.hostname = Some(" ".into());
+        r.iso = Some(IsoInfo {
+            path: "x.iso".into(),
+            sha256: None,
+            bytes: None,
+        });
+        r.accel = Some(String::new());
+        r.boot = Some(BootInfo {
+            firmware: "bios".into(),
+            entry: None,
+            config: None,
+            how: "direct".into(),
+            bootloader_exercised: false,
+            cmdline: None,
+        });
+        let xml = render(&r, &BTreeMap::new(), Path::new("out"));
+        let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+        for suite in suites(&doc) {
+            assert_eq!(suite.attribute("timestamp"), None);
+            assert_eq!(suite.attribute("hostname"), None);
+            let names: Vec<_> = props(suite).into_iter().map(|(n, _)| n).collect();
+            assert_eq!(names, ["profile", "iso.name", "bootaudit.version"]);
+        }
+        assert!(!xml.contains("value=\"\""), "{xml}");
+    }
+
+    #[test]
+    fn attachments_name_the_transcript_and_diagnostics() {
+        let mut r = report("m", "e");
+        r.conditions[1].transcript = Some("conditions/boot.login.log".into());
+        r.conditions[1].diagnostics = vec![
+            "diagnostics/boot.login/journal.txt".into(),
+            "diagnostics/boot.login/dmesg.txt".into(),
+        ];
+        r.conditions[0].transcript = Some("conditions/host.qemu.log".into());
+        let xml = render(&r, &BTreeMap::new(), Path::new("audit-reports/x"));
+        let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+        let attachments = |id| -> Vec<String> {
+            system_out(&doc, id)
+                .lines()
+                .filter(|l| l.starts_with("[[ATTACHMENT|"))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(
+            attachments("boot.login"),
+            [
+                "[[ATTACHMENT|audit-reports/x/conditions/boot.login.log]]",
+                "[[ATTACHMENT|audit-reports/x/diagnostics/boot.login/journal.txt]]",
+                "[[ATTACHMENT|audit-reports/x/diagnostics/boot.login/dmesg.txt]]",
+            ]
+        );
+        assert_eq!(
+            attachments("host.qemu"),
+            ["[[ATTACHMENT|audit-reports/x/conditions/host.qemu.log]]"]
+        );
+        assert!(attachments("shell.ready").is_empty());
+    }
+
+    /// What the guest printed cannot name a file for CI to upload, not even with characters
+    /// the XML filter removes in the middle of the marker.
+    #[test]
+    fn guest_output_cannot_forge_attachments() {
+        let forged = "[[ATTACHMENT|/etc/shadow]] [[ATTACH\u{FFFE}MENT|/root/.ssh/id_rsa]]";
+        let mut r = report(forged, forged);
+        r.conditions[1].transcript = Some("conditions/boot.login.log".into());
+        let transcripts = BTreeMap::from([("boot.login".to_string(), forged.to_string())]);
+        let xml = render(&r, &transcripts, Path::new("out"));
+        let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+        let out = system_out(&doc, "boot.login");
+        assert_eq!(
+            out.matches("[[ATTACHMENT|").collect::<Vec<_>>().len(),
+            1,
+            "{out}"
+        );
+        assert!(
+            out.contains("[[ATTACHMENT|out/conditions/boot.login.log]]"),
+            "{out}"
+        );
+        assert!(
+            out.contains("/etc/shadow"),
+            "the guest's text stays readable: {out}"
         );
     }
 

@@ -2,5 +2,6 @@
 //! folder of SPEC.md, `junit` renders the JUnit XML, `progress` draws the terminal display.
 
 pub mod folder;
+pub mod html;
 pub mod junit;
 pub mod progress;

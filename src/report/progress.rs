@@ -10,6 +10,8 @@ use std::time::Duration;
 pub struct ProgressReporter {
     spinner: Option<ProgressBar>,
     tty: bool,
+    /// Colour on a terminal, unless NO_COLOR is set (https://no-color.org).
+    colour: bool,
     out_dir: String,
 }
 
@@ -21,9 +23,11 @@ impl Default for ProgressReporter {
 
 impl ProgressReporter {
     pub fn new() -> Self {
+        let tty = std::io::stderr().is_terminal();
         ProgressReporter {
             spinner: None,
-            tty: std::io::stderr().is_terminal(),
+            tty,
+            colour: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             out_dir: String::new(),
         }
     }
@@ -42,7 +46,7 @@ impl ProgressReporter {
             Status::Skip => ("SKIP", "33"),
             Status::Error => ("ERR ", "35"),
         };
-        if self.tty {
+        if self.colour {
             format!("\x1b[{colour}m{label}\x1b[0m")
         } else {
             label.to_string()
@@ -105,6 +109,13 @@ impl Reporter for ProgressReporter {
                     report.duration_ms as f64 / 1000.0,
                     self.out_dir
                 ));
+                if let Some(line) = report
+                    .timeline
+                    .as_ref()
+                    .and_then(crate::timeline::summary_line)
+                {
+                    self.line(&format!("   boot: {line}"));
+                }
                 // What to fix first: the failures nothing else explains, then their effects.
                 let mut failed: Vec<_> = report
                     .conditions

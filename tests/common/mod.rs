@@ -2,6 +2,7 @@
 //! report folder (report.json + junit.xml + layout), build small ISOs with xorriso.
 #![allow(dead_code)]
 
+pub mod html;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -304,6 +305,7 @@ impl Report {
         for f in [
             "report.json",
             "junit.xml",
+            "report.html",
             "serial.raw",
             "serial.log",
             "qemu.log",

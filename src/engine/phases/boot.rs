@@ -101,9 +101,59 @@ pub async fn run(engine: &mut Engine, defs: &[ConditionDef]) {
             }
         }
     }
-    if let Some(s) = session {
+    if let Some(mut s) = session {
+        read_timeline(engine, &mut s).await;
         s.shutdown(engine).await;
     }
+}
+
+/// The boot's milestones, from the console so far, and the guest's own boot analysis where a
+/// shell still answers.
+async fn read_timeline(engine: &mut Engine, s: &mut Session) {
+    let mut scanner = engine.milestone_scanner();
+    let lines: Vec<(String, Option<std::time::Instant>)> =
+        s.dialogue.console.with_transcript(|t| {
+            let text = t.text();
+            let mut offset = 0;
+            text.split_inclusive('\n')
+                .map(|line| {
+                    let at = t.normalizer().time_at(offset).map(Instant::into_std);
+                    offset += line.len();
+                    (line.trim_end().to_string(), at)
+                })
+                .collect()
+        });
+    for (line, at) in &lines {
+        if scanner.done() {
+            break;
+        }
+        scanner.line(line, at.map(|at| engine.ms_at(at)), None);
+    }
+    let mut guest = None;
+    let alive = s.fatal.is_none() && !engine.cancel.is_cancelled();
+    if let (Some(analysis), true, true) = (
+        engine.config.profile.boot_analysis.clone(),
+        s.shell_ready,
+        alive,
+    ) {
+        // systemd-analyze blame asks every unit over D-Bus: slow under emulation.
+        let scale = match engine.facts.accel {
+            Some(crate::engine::AccelChoice::Kvm) => 1.0,
+            _ => engine.config.profile.timeouts.tcg_scale,
+        };
+        let deadline = Instant::now() + DIAGNOSTIC_TIMEOUT.mul_f64(scale);
+        if let Ok(run) = s.dialogue.run(&analysis.run, false, deadline).await {
+            let output = run.output.text();
+            guest = Some(crate::model::GuestBootAnalysis {
+                slowest_units: crate::timeline::slowest_units(&output),
+                command: analysis.run,
+                output,
+            });
+        }
+    }
+    let timeline = engine.facts.timeline.get_or_insert_with(Default::default);
+    timeline.milestones = scanner.finish();
+    timeline.guest = guest;
 }
 
 /// Start QEMU with the ISO and connect the serial console and QMP.
@@ -220,6 +270,10 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
     });
     let log = std::fs::File::create(&ws.qemu_log)
         .map_err(|e| Outcome::error(format!("cannot create {}: {e}", ws.qemu_log.display())))?;
+    engine.facts.timeline = Some(crate::model::Timeline {
+        power_on_ms: Some(engine.now_ms()),
+        ..Default::default()
+    });
     let mut qemu = QemuProcess::spawn(&machine.qemu, &argv, log).map_err(|e| {
         Outcome::fail(
             format!("cannot start {}: {e}", machine.qemu),

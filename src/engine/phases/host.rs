@@ -177,23 +177,71 @@ pub fn resources(engine: &mut Engine) -> Outcome {
     }
 }
 
+/// What to do when nix is missing or too old for `--flake`.
+const NIX_HINT: &str = "install nix 2.4 or later: `apt-get install nix-setup-systemd` (Debian 12/Ubuntu: nix-bin with its daemon and build users), `sh <(curl -L https://nixos.org/nix/install) --daemon` (any Linux), or build the ISO elsewhere and pass --iso instead of --flake";
+
+/// `nix --version` prints `nix (Nix) 2.8.0`: its (major, minor).
+fn nix_version(text: &str) -> Option<(u32, u32)> {
+    let v = text.split_whitespace().last()?;
+    let mut parts = v.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()?;
+    Some((major, minor))
+}
+
 pub fn nix(engine: &mut Engine) -> Outcome {
     if engine.opts.flake.is_none() {
         return Outcome::not_applicable("no --flake: the ISO is not built, nix is not needed");
     }
-    match crate::qemu::process::run_probe("nix", &["--version".to_string()], std::time::Duration::from_secs(20), |_| false) {
+    // With the flags iso.build passes, so a nix that does not know flakes fails here.
+    let args: Vec<String> = super::iso::NIX_FEATURES
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--version".to_string()])
+        .collect();
+    let run =
+        crate::qemu::process::run_probe("nix", &args, std::time::Duration::from_secs(20), |_| {
+            false
+        });
+    match run {
         Ok(run) if run.exit.is_some_and(|s| s.success()) => {
             let v = String::from_utf8_lossy(&run.output).trim().to_string();
-            Outcome::pass(format!("nix works: {v}"), v)
+            match nix_version(&v) {
+                Some((major, minor)) if (major, minor) < (2, 4) => Outcome::fail(
+                    format!("{v} is too old for flakes (they came with nix 2.4) — {NIX_HINT}"),
+                    v,
+                ),
+                _ => Outcome::pass(format!("nix works: {v}"), v),
+            }
         }
-        Ok(run) => Outcome::fail(
-            format!("`nix --version` failed: {} — check the nix installation", String::from_utf8_lossy(&run.stderr).trim()),
+        Ok(run) if run.exit.is_none() => Outcome::fail(
+            "`nix --version` did not answer within 20 s — check the nix installation",
             "",
         ),
-        Err(e) => Outcome::fail(
-            format!("cannot run nix: {e} — install nix (https://nixos.org/download) with flakes enabled, or pass --iso instead of --flake"),
-            "",
+        Ok(run) => {
+            let err = String::from_utf8_lossy(&run.stderr).trim().to_string();
+            Outcome::fail(
+                format!(
+                    "`nix {} --version` failed: {} — nix 2.4 or later is needed for flakes; {NIX_HINT}",
+                    super::iso::NIX_FEATURES.join(" "),
+                    err.lines().next().unwrap_or("no output")
+                ),
+                err,
+            )
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Outcome::fail(
+            format!("nix is not installed (no `nix` on PATH) and --flake needs it — {NIX_HINT}"),
+            std::env::var("PATH")
+                .map(|p| format!("PATH={p}"))
+                .unwrap_or_default(),
         ),
+        Err(e) => Outcome::fail(format!("cannot run nix: {e} — {NIX_HINT}"), ""),
     }
 }
 
@@ -208,6 +256,18 @@ mod tests {
             Some(2048 * 1024)
         );
         assert_eq!(mem_available("MemTotal: 10 kB\n"), None);
+    }
+
+    #[test]
+    fn reads_nix_version() {
+        assert_eq!(nix_version("nix (Nix) 2.8.0"), Some((2, 8)));
+        assert_eq!(nix_version("nix (Nix) 2.3.16"), Some((2, 3)));
+        assert_eq!(
+            nix_version("nix (Nix) 2.24.10pre20241001_dirty"),
+            Some((2, 24))
+        );
+        assert_eq!(nix_version("nix (Lix, like Nix) 2.91.1"), Some((2, 91)));
+        assert_eq!(nix_version("something"), None);
     }
 
     #[test]

@@ -13,28 +13,56 @@ use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+/// Flakes and the `nix` command are experimental features up to nix 2.19 (Debian 12 ships
+/// nix 2.8), and enabled by default later: passing them costs nothing on a new nix and lets an
+/// old one build without its users editing nix.conf.
+pub const NIX_FEATURES: [&str; 2] = ["--extra-experimental-features", "nix-command flakes"];
+
+/// How long a `nix build` may take (a NixOS ISO built without a binary cache takes long).
+const NIX_BUILD_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 pub fn build(engine: &mut Engine) -> Outcome {
     let Some(flake) = engine.opts.flake.clone() else {
         return Outcome::not_applicable("no --flake: the ISO is given with --iso");
     };
-    let args = [
-        "build".to_string(),
-        flake.clone(),
-        "--no-link".into(),
-        "--print-out-paths".into(),
-    ];
-    let run =
-        crate::qemu::process::run_probe("nix", &args, std::time::Duration::from_secs(3600), |_| {
-            false
-        });
-    match run {
-        Ok(r) if r.exit.is_some_and(|s| s.success()) => {
-            let out = String::from_utf8_lossy(&r.output);
-            let paths: Vec<&str> = out
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect();
+    // `--json` names the output paths on every nix since 2.4 (`--print-out-paths` came with
+    // 2.9); `--no-link` leaves no `result` symlink in the caller's folder.
+    let args: Vec<String> = NIX_FEATURES
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            "build".into(),
+            flake.clone(),
+            "--no-link".into(),
+            "--json".into(),
+        ])
+        .collect();
+    let r = match run_nix(&args, &engine.cancel, NIX_BUILD_LIMIT) {
+        Ok(r) => r,
+        Err(e) => return Outcome::fail(format!("cannot run nix build: {e}"), ""),
+    };
+    let out = String::from_utf8_lossy(&r.stdout);
+    let err = String::from_utf8_lossy(&r.stderr);
+    match r.exit {
+        _ if r.stopped && engine.cancel.is_cancelled() => Outcome::skip("interrupted"),
+        _ if r.stopped => Outcome::fail(
+            format!(
+                "nix build {flake} did not finish within {} s",
+                NIX_BUILD_LIMIT.as_secs()
+            ),
+            err.trim().to_string(),
+        ),
+        None => Outcome::fail(
+            format!("nix build {flake} ended without an exit status"),
+            err.trim().to_string(),
+        ),
+        Some(s) if !s.success() => Outcome::fail(
+            format!("nix build {flake} failed: {}", nix_error(&err)),
+            err.trim().to_string(),
+        ),
+        Some(_) => {
+            let paths = out_paths(&out);
+            let evidence = paths.join("\n");
             let isos: Vec<PathBuf> = paths
                 .iter()
                 .flat_map(|p| find_isos(Path::new(p)).unwrap_or_default())
@@ -44,13 +72,13 @@ pub fn build(engine: &mut Engine) -> Outcome {
                     engine.opts.iso = Some(one.clone());
                     Outcome::pass(
                         format!("nix build {flake} produced {}", one.display()),
-                        out.trim().to_string(),
+                        evidence,
                     )
                 }
                 [] => Outcome::fail(
                     format!(
-                        "nix build {flake} produced no .iso (outputs: {})",
-                        paths.join(", ")
+                        "nix build {flake} produced no .iso (outputs: {}) — build an attribute whose output holds the ISO, e.g. a NixOS config's config.system.build.isoImage",
+                        if paths.is_empty() { "none".to_string() } else { paths.join(", ") }
                     ),
                     out.trim().to_string(),
                 ),
@@ -60,23 +88,225 @@ pub fn build(engine: &mut Engine) -> Outcome {
                         many.len(),
                         list(many)
                     ),
-                    out.trim().to_string(),
+                    evidence,
                 ),
             }
         }
-        Ok(r) => {
-            let err = String::from_utf8_lossy(&r.stderr);
-            let last = err
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("no output");
-            Outcome::fail(
-                format!("nix build {flake} failed: {last}"),
-                err.trim().to_string(),
-            )
+    }
+}
+
+/// What a `nix` command did.
+struct NixRun {
+    exit: Option<std::process::ExitStatus>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    /// It was asked to stop: the run was interrupted or the limit passed.
+    stopped: bool,
+}
+
+/// `nix ARGS` in a process group of its own. An interrupted run (or the limit) stops it with
+/// SIGINT, so nix ends its builders (they run in sessions of their own, which a kill of nix's
+/// group would leave behind), and kills it 10 s later; if bootaudit dies, nix gets SIGTERM.
+fn run_nix(
+    args: &[String],
+    cancel: &crate::signal::Cancel,
+    limit: std::time::Duration,
+) -> std::io::Result<NixRun> {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let mut cmd = Command::new("nix");
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec. The
+    // calling thread waits for nix below, so it outlives it (PDEATHSIG follows the thread).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGTERM as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id() as libc::pid_t;
+    fn drain(r: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut b);
+            }
+            b
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let started = Instant::now();
+    let mut stop_sent: Option<Instant> = None;
+    let exit = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
         }
-        Err(e) => Outcome::fail(format!("cannot run nix build: {e}"), ""),
+        match stop_sent {
+            None if cancel.is_cancelled() || started.elapsed() > limit => {
+                // SAFETY: kill(2) of the child we spawned.
+                unsafe { libc::kill(pid, libc::SIGINT) };
+                stop_sent = Some(Instant::now());
+            }
+            Some(at) if at.elapsed() > Duration::from_secs(10) => {
+                let _ = child.kill();
+                break child.wait().ok();
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Whatever nix left in its group (its builders have sessions of their own, ended by nix).
+    // SAFETY: kill(2) of the process group we created.
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    Ok(NixRun {
+        exit,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+        stopped: stop_sent.is_some(),
+    })
+}
+
+/// The output paths `nix build --json` printed: `[{"drvPath": …, "outputs": {"out": PATH}}]`;
+/// lines that are paths, if its stdout is not that JSON (a wrapper's own printing).
+fn out_paths(stdout: &str) -> Vec<String> {
+    match serde_json::from_str::<serde_json::Value>(stdout.trim()) {
+        Ok(serde_json::Value::Array(built)) => built
+            .iter()
+            .filter_map(|b| b.get("outputs")?.as_object())
+            .flat_map(|outputs| outputs.values())
+            .filter_map(|p| p.as_str().map(str::to_string))
+            .collect(),
+        _ => stdout
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with('/'))
+            .map(str::to_string)
+            .collect(),
+    }
+}
+
+/// nix's own words for a failed build, on one line: its first `error:` and what follows (the
+/// derivation, the exit code, the builder's last log lines), without the pointer to
+/// `nix log`; with a hint where the cause is a known setup problem.
+fn nix_error(stderr: &str) -> String {
+    let lines: Vec<String> = stderr.lines().map(strip_escapes).collect();
+    let first = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("error:"));
+    let mut text = match first {
+        Some(i) => lines[i..]
+            .iter()
+            .map(|l| l.trim())
+            .take_while(|l| !l.starts_with("For full logs"))
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => lines
+            .iter()
+            .rev()
+            .map(|l| l.trim())
+            .find(|l| !l.is_empty())
+            .unwrap_or("nix printed no error")
+            .to_string(),
+    };
+    if let Some(rest) = text.strip_prefix("error:") {
+        text = rest.trim_start().to_string();
+    }
+    const MAX: usize = 600;
+    if text.len() > MAX {
+        let mut cut = MAX;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str(" …");
+    }
+    if stderr.contains("build-users-group") && stderr.contains("does not exist") {
+        text.push_str(" — nix builds as root without its daemon here: start nix-daemon (Debian: apt-get install nix-setup-systemd), or set `build-users-group =` in /etc/nix/nix.conf");
+    }
+    text
+}
+
+/// `line` without terminal escape sequences (nix colours its errors on a terminal).
+fn strip_escapes(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod nix_tests {
+    use super::*;
+
+    #[test]
+    fn out_paths_come_from_nix_builds_json() {
+        let json = r#"[{"drvPath":"/nix/store/a-x.drv","outputs":{"out":"/nix/store/b-x","dev":"/nix/store/c-x-dev"}}]"#;
+        let mut paths = out_paths(json);
+        paths.sort();
+        assert_eq!(
+            paths,
+            ["/nix/store/b-x", "/nix/store/c-x-dev"],
+            "every output"
+        );
+        assert_eq!(out_paths("/nix/store/b-x\n"), ["/nix/store/b-x"]);
+        assert!(out_paths("").is_empty());
+    }
+
+    #[test]
+    fn nix_error_is_the_error_block_on_one_line() {
+        // nix 2.8's words for a builder that exits 1.
+        let stderr = "building '/nix/store/8x-broken.drv'...\n\
+            error: builder for '/nix/store/8x-broken.drv' failed with exit code 1;\n\
+            \x20      last 2 log lines:\n\
+            \x20      > building\n\
+            \x20      > \x1b[31mit fails\x1b[0m\n\
+            \x20      For full logs, run 'nix log /nix/store/8x-broken.drv'.\n";
+        assert_eq!(
+            nix_error(stderr),
+            "builder for '/nix/store/8x-broken.drv' failed with exit code 1; last 2 log lines: > building > it fails"
+        );
+        assert_eq!(nix_error("warning: x\nsomething odd\n"), "something odd");
+        let m = nix_error(
+            "error: the group 'nixbld' specified in 'build-users-group' does not exist\n",
+        );
+        assert!(
+            m.contains("nix-daemon") && m.contains("build-users-group ="),
+            "{m}"
+        );
     }
 }
 
