@@ -6,7 +6,7 @@ use crate::engine::events::{Fanout, Reporter};
 use crate::engine::{Engine, RunOptions, Scope};
 use crate::exit_codes;
 use crate::model::Phase;
-use crate::report::{folder::FolderReporter, progress::ProgressReporter};
+use crate::report::{folder::FolderReporter, github::GithubReporter, progress::ProgressReporter};
 use crate::signal::{self, Cancel};
 use std::path::{Path, PathBuf};
 
@@ -87,6 +87,7 @@ pub fn reporters(
     out: Option<PathBuf>,
     default_name: &str,
     console_files: bool,
+    common: &CommonArgs,
 ) -> Result<(PathBuf, Vec<Box<dyn Reporter + Send>>), i32> {
     let is_default = out.is_none();
     let dir = out.unwrap_or_else(|| default_out_dir(default_name));
@@ -100,10 +101,12 @@ pub fn reporters(
     if is_default {
         point_latest(&dir);
     }
-    Ok((
-        dir,
-        vec![Box::new(ProgressReporter::new()), Box::new(folder)],
-    ))
+    let mut all: Vec<Box<dyn Reporter + Send>> =
+        vec![Box::new(ProgressReporter::new()), Box::new(folder)];
+    if let Some(github) = GithubReporter::from_env(common.github, common.format == Format::Json) {
+        all.push(Box::new(github));
+    }
+    Ok((dir, all))
 }
 
 async fn audit(common: CommonArgs, scope: Scope, iso: Option<PathBuf>) -> i32 {
@@ -130,7 +133,7 @@ async fn audit(common: CommonArgs, scope: Scope, iso: Option<PathBuf>) -> i32 {
         }
     }
     let cancel = Cancel::new();
-    let (out_dir, reporters) = match reporters(common.out.clone(), &name, true) {
+    let (out_dir, reporters) = match reporters(common.out.clone(), &name, true, &common) {
         Ok(r) => r,
         Err(code) => return code,
     };

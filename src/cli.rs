@@ -85,6 +85,10 @@ pub struct CommonArgs {
     /// human: progress and summary on stderr; json: the report on stdout.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// GitHub Actions output: an `::error` annotation per failed condition and a job summary in
+    /// $GITHUB_STEP_SUMMARY (on by itself when GITHUB_ACTIONS=true).
+    #[arg(long)]
+    pub github: bool,
 }
 
 #[derive(Debug, Clone, Args)]

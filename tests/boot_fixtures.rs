@@ -350,6 +350,32 @@ fn assert_replay_agrees(run: &Run, extra: &[&str]) {
             ));
         }
     }
+    // The same milestones, found on the same lines: replay names their log lines.
+    let names = |r: &Value| -> Vec<String> {
+        r["timeline"]["milestones"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .map(|m| m["name"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if names(&replay) != names(&run.report) {
+        differ.push(format!(
+            "milestones: live {:?}, replay {:?}",
+            names(&run.report),
+            names(&replay)
+        ));
+    }
+    if let Some(m) = replay["timeline"]["milestones"].as_array() {
+        if m.iter().any(|m| !m["log_line"].is_u64()) {
+            differ.push(format!("a replayed milestone without its log line: {m:?}"));
+        }
+    }
+    if !out.path().join("report.html").is_file() {
+        differ.push("the replay folder has no report.html".into());
+    }
     assert!(
         differ.is_empty(),
         "replay disagrees with the live run:\n{}",
@@ -428,6 +454,47 @@ fn healthy_image_passes_everything() {
     let cond =
         std::fs::read_to_string(run.out.path().join("conditions/storage.status.log")).unwrap();
     assert!(cond.contains("STATE=applied"), "{cond}");
+    // The boot timeline: the milestones the fixture's console shows, in boot order after
+    // power-on, and the guest's own account with its slowest units.
+    let t = &run.report["timeline"];
+    let power_on = t["power_on_ms"].as_u64().expect("power_on_ms");
+    let milestones: Vec<(&str, u64)> = t["milestones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap(), m["at_ms"].as_u64().unwrap()))
+        .collect();
+    let names: Vec<&str> = milestones.iter().map(|m| m.0).collect();
+    assert_eq!(
+        names,
+        ["bootloader", "initrd", "userspace", "login prompt"],
+        "{t:#}"
+    );
+    assert!(
+        milestones.windows(2).all(|w| w[0].1 <= w[1].1) && milestones[0].1 >= power_on,
+        "{t:#}"
+    );
+    let login = run.status("boot.login");
+    assert_eq!(login.0, "pass");
+    let units = t["guest"]["slowest_units"]
+        .as_array()
+        .expect("the guest's analysis");
+    assert!(!units.is_empty(), "{t:#}");
+    assert!(
+        t["guest"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("Startup finished"),
+        "{t:#}"
+    );
+    common::html::check(
+        run.out.path(),
+        "healthy",
+        common::html::Expect {
+            failed: None,
+            stages: 5,
+        },
+    );
 }
 
 #[test]
@@ -500,6 +567,15 @@ fn provisioning_failed() {
     assert!(
         diag.join("pre-nixos-journal.txt").exists(),
         "diagnostics collected"
+    );
+    // report.html in Chromium: the root cause is on the first screen, the timeline drawn.
+    common::html::check(
+        run.out.path(),
+        "provision-failed",
+        common::html::Expect {
+            failed: Some("storage.status"),
+            stages: 5,
+        },
     );
     // Compared with the healthy run: the verdict changes, the new failures are listed first,
     // in run order, and the comparison exits 1.

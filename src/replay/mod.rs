@@ -96,11 +96,15 @@ pub async fn run(args: ReplayArgs) -> i32 {
     let name = named_by
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "log".into());
-    let (out_dir, reporters) =
-        match crate::app::reporters(common.out.clone(), &format!("replay-{name}"), false) {
-            Ok(r) => r,
-            Err(code) => return code,
-        };
+    let (out_dir, reporters) = match crate::app::reporters(
+        common.out.clone(),
+        &format!("replay-{name}"),
+        false,
+        &common,
+    ) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     let opts = RunOptions {
         scope: Scope::Replay,
         accel: common.accel,

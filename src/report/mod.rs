@@ -2,6 +2,7 @@
 //! folder of SPEC.md, `junit` renders the JUnit XML, `progress` draws the terminal display.
 
 pub mod folder;
+pub mod github;
 pub mod html;
 pub mod junit;
 pub mod progress;

@@ -64,23 +64,38 @@ fn chromium() -> Command {
 }
 
 fn run(mut cmd: Command, what: &str) -> std::process::Output {
-    let mut child = cmd
+    // A profile of its own: two tests' Chromiums would otherwise meet in one session.
+    let profile = tempfile::tempdir().unwrap();
+    cmd.arg(format!("--user-data-dir={}", profile.path().display()));
+    let child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start chromium for {what}: {e}"));
-    let started = std::time::Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            panic!("chromium did not finish {what} in 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Read its output while it runs (a DOM dump is larger than a pipe holds); a watchdog
+    // kills it if it hangs.
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                if started.elapsed() > Duration::from_secs(120) {
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            false
+        })
+    };
     let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        !watchdog.join().unwrap(),
+        "chromium did not finish {what} in 120 s"
+    );
     assert!(
         out.status.success(),
         "chromium failed for {what}: {}",
