@@ -449,14 +449,14 @@ pub fn run(args: CompareArgs) -> i32 {
     c.old.path = Some(args.old.display().to_string());
     c.new.path = Some(args.new.display().to_string());
     if let Some(file) = &args.html {
-        if let Err(e) = std::fs::write(file, html_page(&c)) {
-            eprintln!(
-                "bootaudit: cannot write {}: {e} — choose another file with --html",
+        // A side output: its failure warns, the comparison and its exit code stand.
+        match std::fs::write(file, html_page(&c)) {
+            Ok(()) => eprintln!("bootaudit: comparison written to {}", file.display()),
+            Err(e) => eprintln!(
+                "bootaudit: warning: cannot write {}: {e} — choose another file with --html",
                 file.display()
-            );
-            return exit_codes::HARNESS;
+            ),
         }
-        eprintln!("bootaudit: comparison written to {}", file.display());
     }
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&c).expect("comparison serialises"),

@@ -339,6 +339,18 @@ pub struct BootInfo {
 }
 
 impl Report {
+    /// The failed and errored conditions, root causes first, then what they likely caused
+    /// (catalog order within each): what to fix first.
+    pub fn failures_first(&self) -> Vec<&ConditionReport> {
+        let mut failed: Vec<&ConditionReport> = self
+            .conditions
+            .iter()
+            .filter(|c| c.cause_rank() < 2)
+            .collect();
+        failed.sort_by_key(|c| c.cause_rank());
+        failed
+    }
+
     /// The verdict the conditions imply. Interruption is decided by the caller.
     /// A proven failure outranks a condition that could not be judged (an error): it is an
     /// answer about the image, the error only about the run.

@@ -7,6 +7,8 @@ use regex::Regex;
 
 /// How many of the guest's slowest units the timeline keeps.
 pub const SLOWEST_UNITS: usize = 10;
+/// A milestone quotes at most this much of its line (a flood line may be 64 KiB).
+const MAX_LINE_CHARS: usize = 300;
 
 /// Finds each milestone at its first line, in a stream of console lines.
 pub struct MilestoneScanner {
@@ -36,22 +38,32 @@ impl MilestoneScanner {
         if self.done() {
             return;
         }
+        // One line marks one milestone, the first of the profile's it matches: GRUB's
+        // "Welcome to GRUB!" is the loader, not userspace's "Welcome to …!".
         for ((name, re), found) in self.patterns.iter().zip(&mut self.found) {
             if found.is_none() && re.is_match(line) {
+                let mut text = crate::model::one_line(line);
+                if let Some((cut, _)) = text.char_indices().nth(MAX_LINE_CHARS) {
+                    text.truncate(cut);
+                    text.push('…');
+                }
                 *found = Some(Milestone {
                     name: name.clone(),
                     at_ms,
-                    line: crate::model::one_line(line),
+                    line: text,
                     log_line,
                 });
                 self.left -= 1;
+                break;
             }
         }
     }
 
-    /// The milestones found, in the profile's order.
+    /// The milestones found, in the order they came (the profile's for equal times).
     pub fn finish(self) -> Vec<Milestone> {
-        self.found.into_iter().flatten().collect()
+        let mut found: Vec<Milestone> = self.found.into_iter().flatten().collect();
+        found.sort_by_key(|m| (m.at_ms, m.log_line));
+        found
     }
 }
 
@@ -156,6 +168,25 @@ mod tests {
         s.line("ISOLINUX 6.04 again", Some(900), None);
         s.line("host login: nixos (automatic login)", Some(9500), None);
         assert!(!s.done(), "the kernel was never seen");
+        // A line marks one milestone only.
+        let mut both = MilestoneScanner::new(vec![
+            ("bootloader".into(), Regex::new("GRUB").unwrap()),
+            ("userspace".into(), Regex::new("Welcome to .+!").unwrap()),
+        ]);
+        both.line("Welcome to GRUB!", Some(1), None);
+        both.line("Welcome to Debian!", Some(2), None);
+        let got: Vec<_> = both
+            .finish()
+            .into_iter()
+            .map(|m| (m.name, m.at_ms))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("bootloader".into(), Some(1)),
+                ("userspace".into(), Some(2))
+            ]
+        );
         let found = s.finish();
         let names: Vec<_> = found.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["bootloader", "login prompt"]);

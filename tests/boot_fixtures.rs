@@ -372,6 +372,17 @@ fn assert_replay_agrees(run: &Run, extra: &[&str]) {
         if m.iter().any(|m| !m["log_line"].is_u64()) {
             differ.push(format!("a replayed milestone without its log line: {m:?}"));
         }
+        // Timed from serial.timing as the live run timed them from the console.
+        let live = run.report["timeline"]["milestones"].as_array();
+        for (r, l) in m.iter().zip(live.into_iter().flatten()) {
+            let (r_at, l_at) = (r["at_ms"].as_i64(), l["at_ms"].as_i64());
+            if !matches!((r_at, l_at), (Some(a), Some(b)) if (a - b).abs() <= 100) {
+                differ.push(format!(
+                    "milestone {}: live at {l_at:?}, replay {r_at:?}",
+                    l["name"]
+                ));
+            }
+        }
     }
     if !out.path().join("report.html").is_file() {
         differ.push("the replay folder has no report.html".into());
@@ -493,6 +504,25 @@ fn healthy_image_passes_everything() {
         common::html::Expect {
             failed: None,
             stages: 5,
+        },
+    );
+    // The replay's page draws the same stages, timed from the recorded console.
+    let replayed = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_bootaudit"))
+        .arg("replay")
+        .arg(run.out.path().join("serial.raw"))
+        .arg("--out")
+        .arg(replayed.path())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    common::html::check(
+        replayed.path(),
+        "healthy-replay",
+        common::html::Expect {
+            failed: None,
+            stages: 4,
         },
     );
 }

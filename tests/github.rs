@@ -5,32 +5,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
-
-fn no_serial_iso() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let iso = root.join("fixtures/out/no-serial.iso");
-    if !iso.is_file() {
-        let mut cmd = Command::new("bash");
-        cmd.arg(root.join("fixtures/build-images.sh"))
-            .arg("no-serial");
-        let run = common::run_with_deadline(cmd, Duration::from_secs(1800));
-        assert_eq!(
-            run.code,
-            0,
-            "fixtures/build-images.sh no-serial\n{}",
-            run.describe()
-        );
-    }
-    iso
-}
 
 fn check_iso(extra: &[&str], env: &[(&str, &Path)], github: bool) -> (common::Run, PathBuf) {
     let tmp = common::tempdir().keep();
     let out = tmp.join("report");
     let mut cmd = common::bootaudit(["check", "iso", "--iso"]);
-    cmd.arg(no_serial_iso()).arg("--out").arg(&out).args(extra);
+    cmd.arg(common::fixture_iso("no-serial"))
+        .arg("--out")
+        .arg(&out)
+        .args(extra);
     cmd.env_remove("GITHUB_ACTIONS")
         .env_remove("GITHUB_STEP_SUMMARY");
     if github {

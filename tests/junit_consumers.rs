@@ -13,7 +13,7 @@ use bootaudit::model::{
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -427,28 +427,9 @@ fn consumers_read_every_field_of_a_rendered_report() {
 // =============================================================================================
 // b. The real binary's junit.xml, without booting
 
-/// The no-serial fixture (built by fixtures/build-images.sh when missing).
-fn no_serial_iso() -> PathBuf {
-    let iso = root().join("fixtures/out/no-serial.iso");
-    if !iso.is_file() {
-        let mut cmd = Command::new("bash");
-        cmd.arg(root().join("fixtures/build-images.sh"))
-            .arg("no-serial");
-        let run = common::run_with_deadline(cmd, Duration::from_secs(1800));
-        assert_eq!(
-            run.code,
-            0,
-            "fixtures/build-images.sh no-serial failed\n{}",
-            run.describe()
-        );
-    }
-    assert!(iso.is_file(), "{} not built", iso.display());
-    iso
-}
-
 #[test]
 fn consumers_read_the_binarys_junit() {
-    let iso = no_serial_iso();
+    let iso = common::fixture_iso("no-serial");
     let tmp = common::tempdir();
     let folder = "audit-reports/x";
     let mut cmd = common::bootaudit(["check", "iso", "--iso"]);

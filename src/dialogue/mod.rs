@@ -386,7 +386,7 @@ impl Dialogue {
                     // su had time to turn the echo off. A line of output that ends in
                     // "password:" is not asked of us.
                     let first = self.console.with_transcript(|t| {
-                        let text = &t.text()[from..p.end.max(from)];
+                        let text = t.text().get(from..p.end.max(from)).unwrap_or("");
                         framed
                             .begin_re
                             .find(text)
@@ -398,7 +398,7 @@ impl Dialogue {
                     self.settle_after_prompt().await;
                     let waiting = self
                         .console
-                        .with_transcript(|t| t.text()[p.end..].trim().is_empty());
+                        .with_transcript(|t| t.text().get(p.end..).unwrap_or("").trim().is_empty());
                     if !waiting {
                         continue;
                     }
@@ -446,7 +446,7 @@ impl Dialogue {
     ) -> Result<FramedOutput, WaitError> {
         let text = self
             .console
-            .with_transcript(|t| t.text()[from..].to_string());
+            .with_transcript(|t| t.text().get(from..).unwrap_or("").to_string());
         framed
             .extract(&text, &self.noise)
             .ok_or_else(|| WaitError::Closed {
@@ -557,7 +557,8 @@ impl Dialogue {
     fn frame_began(&self, sent: &[(bootaudit_console::Framed, usize)]) -> bool {
         let from = sent[0].1;
         self.console.with_transcript(|t| {
-            let text = &t.text()[from..];
+            // The guest may erase back past where the frames began.
+            let text = t.text().get(from..).unwrap_or("");
             sent.iter().any(|(f, _)| f.begin_re.is_match(text))
         })
     }

@@ -154,11 +154,6 @@ impl Engine {
         self.clock.ms(Instant::now())
     }
 
-    /// An instant on the run's time axis.
-    pub fn ms_at(&self, at: Instant) -> Millis {
-        self.clock.ms(at)
-    }
-
     /// The profile's milestones with their patterns resolved (checked when it was loaded).
     pub fn milestone_scanner(&self) -> crate::timeline::MilestoneScanner {
         let p = &self.config.profile;

@@ -196,6 +196,7 @@ fn archived_by_a_run(path: &Path) -> bool {
 /// The boot phase over a recorded log: each condition judged from what the log shows.
 pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf) {
     let archived = archived_by_a_run(&path);
+    let log_path = path.clone();
     // A gigabyte takes half a minute: say what is going on.
     if let Ok(meta) = std::fs::metadata(&path) {
         let size = match meta.len() {
@@ -227,8 +228,19 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
         }
     };
     if let Ok((_, _, milestones)) = &judged {
+        let mut milestones = milestones.clone();
+        // A run's own console has its arrival times beside it: the milestones get theirs.
+        if archived {
+            let dir = log_path.parent().unwrap_or(Path::new("."));
+            let lines: Vec<u64> = milestones.iter().filter_map(|m| m.log_line).collect();
+            if let Ok(times) = own::line_times(&log_path, &dir.join("serial.timing"), &lines) {
+                for (m, at) in milestones.iter_mut().zip(times) {
+                    m.at_ms = at;
+                }
+            }
+        }
         engine.facts.timeline = Some(crate::model::Timeline {
-            milestones: milestones.clone(),
+            milestones,
             ..Default::default()
         });
     }

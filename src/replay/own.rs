@@ -128,3 +128,79 @@ mod tests {
         assert_eq!(runs[0].excerpt.len(), 5);
     }
 }
+
+/// When the raw lines `lines` (1-based, as `for_each_line` numbers them) of a run's
+/// serial.raw began to arrive, from its serial.timing (`<byte offset> <ms since the run
+/// started>` per chunk received): the time of the chunk holding each line's first byte, as
+/// the live run times a line (a prompt's line ends only when something is typed). None where
+/// either file lacks it.
+pub fn line_times(
+    raw: &std::path::Path,
+    timing: &std::path::Path,
+    lines: &[u64],
+) -> std::io::Result<Vec<Option<u64>>> {
+    use std::io::{BufRead, Read};
+    let Some(&last) = lines.iter().max() else {
+        return Ok(Vec::new());
+    };
+    // The byte offset where each wanted line starts, in one pass up to the last one wanted.
+    let mut starts: std::collections::BTreeMap<u64, u64> = Default::default();
+    if lines.contains(&1) {
+        starts.insert(1, 0);
+    }
+    let mut file = std::io::BufReader::new(std::fs::File::open(raw)?);
+    let (mut line, mut offset) = (1u64, 0u64);
+    let mut chunk = vec![0u8; 64 << 10];
+    'read: while line < last {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        for &b in &chunk[..n] {
+            offset += 1;
+            if b == b'\n' {
+                line += 1;
+                if lines.contains(&line) {
+                    starts.insert(line, offset);
+                }
+                if line >= last {
+                    break 'read;
+                }
+            }
+        }
+    }
+    let stamps: Vec<(u64, u64)> = std::io::BufReader::new(std::fs::File::open(timing)?)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| {
+            let (o, t) = l.split_once(' ')?;
+            Some((o.parse().ok()?, t.trim().parse().ok()?))
+        })
+        .collect();
+    Ok(lines
+        .iter()
+        .map(|l| {
+            let start = *starts.get(l)?;
+            let i = stamps.partition_point(|(o, _)| *o <= start);
+            (i > 0).then(|| stamps[i - 1].1)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod timing_tests {
+    #[test]
+    fn a_line_is_timed_by_the_chunk_that_brought_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (raw, timing) = (
+            dir.path().join("serial.raw"),
+            dir.path().join("serial.timing"),
+        );
+        // "one\n" came at 100 ms, "tw" at 200, "o\nthree" at 300.
+        std::fs::write(&raw, "one\ntwo\nthree").unwrap();
+        std::fs::write(&timing, "0 100\n4 200\n6 300\n").unwrap();
+        let got = super::line_times(&raw, &timing, &[1, 2, 3]).unwrap();
+        assert_eq!(got, [Some(100), Some(200), Some(300)]);
+        assert_eq!(super::line_times(&raw, &timing, &[9]).unwrap(), [None]);
+    }
+}

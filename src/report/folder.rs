@@ -178,21 +178,23 @@ impl FolderReporter {
         self.write_html(report);
     }
 
-    /// report.html, with the head of serial.log where the run has one.
+    /// report.html, with the head of serial.log where the run has one. Rendering only reads
+    /// the report; should it fail all the same, the verdict stands and the page is missing.
     fn write_html(&mut self, report: &Report) {
-        let serial = self.serial_log.is_some().then(|| {
-            let mut head = Vec::new();
-            let limit = super::html::MAX_SERIAL_BYTES as u64 + 1;
-            let read = File::open(self.dir.join("serial.log")).and_then(|f| {
-                std::io::Read::read_to_end(&mut std::io::Read::take(f, limit), &mut head)
-            });
-            match read {
-                Ok(_) => String::from_utf8_lossy(&head).into_owned(),
-                Err(_) => String::new(),
-            }
-        });
-        let page = super::html::render(report, &self.transcripts, serial.as_deref());
-        if let Err(e) = fs::write(self.dir.join("report.html"), page) {
+        let serial = self
+            .serial_log
+            .is_some()
+            .then(|| super::html::SerialLog::read_head(&self.dir.join("serial.log")).ok())
+            .flatten();
+        let transcripts = &self.transcripts;
+        let page = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            super::html::render(report, transcripts, serial.as_ref())
+        }));
+        let written = match page {
+            Ok(page) => fs::write(self.dir.join("report.html"), page),
+            Err(_) => Err(std::io::Error::other("rendering failed (a bug)")),
+        };
+        if let Err(e) = written {
             self.warn("report.html", e);
         }
     }

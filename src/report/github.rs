@@ -75,13 +75,8 @@ fn escape_property(s: &str) -> String {
 
 /// One `::error` line per failed or errored condition, root causes first.
 pub fn annotations(report: &Report) -> String {
-    let mut failed: Vec<_> = report
-        .conditions
-        .iter()
-        .filter(|c| c.cause_rank() < 2)
-        .collect();
-    failed.sort_by_key(|c| c.cause_rank());
-    failed
+    report
+        .failures_first()
         .iter()
         .map(|c| {
             let what = match c.status {
@@ -102,9 +97,31 @@ pub fn annotations(report: &Report) -> String {
         .collect()
 }
 
-/// Markdown table cell text: no line breaks, `|` escaped.
+/// Text for a Markdown table cell: one line, with HTML and Markdown punctuation escaped, so
+/// what a guest printed shows as text and cannot become markup, a link or an image.
 fn cell(s: &str) -> String {
-    crate::model::one_line(s).replace('|', "\\|")
+    let mut out = String::new();
+    for c in crate::model::one_line(s).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '!' | '(' | ')' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A code span, where the text allows one (no backtick of its own); escaped text otherwise.
+fn code(s: &str) -> String {
+    match s.contains(['`', '|', '\n', '\r']) {
+        true => cell(s),
+        false => format!("`{s}`"),
+    }
 }
 
 /// The job summary in Markdown.
@@ -116,38 +133,33 @@ pub fn summary(report: &Report, out_dir: &str) -> String {
         _ => "⚠️",
     };
     let mut md = format!(
-        "## {icon} bootaudit: {:?}\n\n{} passed, {} failed, {} skipped, {} errors in {:.1}s — profile `{}`",
+        "## {icon} bootaudit: {:?}\n\n{} passed, {} failed, {} skipped, {} errors in {:.1}s — profile {}",
         report.verdict,
         count(Status::Pass),
         count(Status::Fail),
         count(Status::Skip),
         count(Status::Error),
         report.duration_ms as f64 / 1000.0,
-        report.profile
+        code(&report.profile)
     );
     if let Some(iso) = &report.iso {
-        md.push_str(&format!(", image `{}`", cell(&iso.path)));
+        md.push_str(&format!(", image {}", code(&iso.path)));
     }
     if let Some(a) = &report.accel {
         md.push_str(&format!(", accel {a}"));
     }
     md.push_str("\n\n");
-    let mut failed: Vec<_> = report
-        .conditions
-        .iter()
-        .filter(|c| c.cause_rank() < 2)
-        .collect();
-    failed.sort_by_key(|c| c.cause_rank());
+    let failed = report.failures_first();
     if !failed.is_empty() {
         md.push_str("| condition | status | cause | message |\n|---|---|---|---|\n");
         for c in failed {
             md.push_str(&format!(
-                "| `{}` | {} | {} | {} |\n",
-                c.id,
+                "| {} | {} | {} | {} |\n",
+                code(&c.id),
                 c.status,
                 c.likely_cause
                     .as_deref()
-                    .map(|k| format!("`{k}`"))
+                    .map(code)
                     .unwrap_or_else(|| "root cause".into()),
                 cell(&c.message)
             ));
@@ -163,7 +175,8 @@ pub fn summary(report: &Report, out_dir: &str) -> String {
     }
     if !out_dir.is_empty() {
         md.push_str(&format!(
-            "Report folder: `{out_dir}` (report.html, junit.xml, serial.log, conditions/); upload it as an artifact to keep it.\n\n"
+            "Report folder: {} (report.html, junit.xml, serial.log, conditions/); upload it as an artifact to keep it.\n\n",
+            code(out_dir)
         ));
     }
     md
@@ -172,6 +185,16 @@ pub fn summary(report: &Report, out_dir: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_guest_message_stays_text_in_the_summary() {
+        assert_eq!(
+            cell("<img src=x> [a](http://x) `c` |"),
+            "&lt;img src=x&gt; \\[a\\]\\(http://x\\) \\`c\\` \\|"
+        );
+        assert_eq!(code("a`b"), "a\\`b");
+        assert_eq!(code("audit-report"), "`audit-report`");
+    }
 
     #[test]
     fn escapes_workflow_commands() {

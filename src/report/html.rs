@@ -14,6 +14,49 @@ use std::collections::BTreeMap;
 /// replay); the file in the report folder stays whole.
 pub const MAX_SERIAL_BYTES: usize = 2 << 20;
 
+/// A condition's transcript embedded in the page is cut after this many bytes (a flood during
+/// one condition); conditions/ID.log keeps it whole.
+pub const MAX_TRANSCRIPT_BYTES: usize = 256 << 10;
+
+/// The head of the readable console, as much as the page embeds.
+pub struct SerialLog {
+    pub text: String,
+    /// The log goes on past `text`.
+    pub cut: bool,
+}
+
+impl SerialLog {
+    /// At most [`MAX_SERIAL_BYTES`] of `path`, ending at a whole line.
+    pub fn read_head(path: &std::path::Path) -> std::io::Result<SerialLog> {
+        use std::io::Read;
+        let mut head = Vec::new();
+        let file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        file.take(MAX_SERIAL_BYTES as u64).read_to_end(&mut head)?;
+        let cut = len > head.len() as u64;
+        if cut {
+            head.truncate(head.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1));
+        }
+        Ok(SerialLog {
+            text: String::from_utf8_lossy(&head).into_owned(),
+            cut,
+        })
+    }
+}
+
+/// The head of `text`, at most `max` bytes ending at a whole line, and whether it was cut.
+fn head_lines(text: &str, max: usize) -> (&str, bool) {
+    if text.len() <= max {
+        return (text, false);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let end = text[..end].rfind('\n').map_or(end, |i| i + 1);
+    (&text[..end], true)
+}
+
 const STYLE: &str = include_str!("html/style.css");
 const SCRIPT: &str = include_str!("html/script.js");
 
@@ -22,7 +65,7 @@ const SCRIPT: &str = include_str!("html/script.js");
 pub fn render(
     report: &Report,
     transcripts: &BTreeMap<String, String>,
-    serial_log: Option<&str>,
+    serial_log: Option<&SerialLog>,
 ) -> String {
     let counts = |s: Status| report.conditions.iter().filter(|c| c.status == s).count();
     let verdict = format!("{:?}", report.verdict);
@@ -32,12 +75,7 @@ pub fn render(
         .map(|i| file_name(&i.path))
         .or_else(|| report.replayed_log.as_deref().map(file_name))
         .unwrap_or_default();
-    let mut failed: Vec<&ConditionReport> = report
-        .conditions
-        .iter()
-        .filter(|c| c.cause_rank() < 2)
-        .collect();
-    failed.sort_by_key(|c| c.cause_rank());
+    let failed = report.failures_first();
     let page = html! {
         (DOCTYPE)
         html lang="en" {
@@ -184,9 +222,16 @@ fn x(ms: u64, total: u64) -> f64 {
 /// from its start to its end. Rows are markup (labels stay legible at any width); bars are
 /// placed in percent of the run.
 fn timeline(t: Option<&Timeline>, r: &Report) -> Markup {
-    let total = r.duration_ms.max(1);
     let empty = Timeline::default();
     let t = t.unwrap_or(&empty);
+    // A replay's milestones keep the recorded run's times, which may outlast the replay.
+    let last = t
+        .milestones
+        .iter()
+        .filter_map(|m| m.at_ms)
+        .max()
+        .unwrap_or(0);
+    let total = r.duration_ms.max(last).max(1);
     let mut points: Vec<(String, u64)> = Vec::new();
     if let Some(p) = t.power_on_ms {
         points.push(("power-on".into(), p));
@@ -316,12 +361,14 @@ fn transcript(c: &ConditionReport, text: Option<&str>) -> Markup {
             p class="message" { (c.message) }
             @match text {
                 Some(t) if !t.is_empty() => {
+                    @let (shown, cut) = head_lines(t, MAX_TRANSCRIPT_BYTES);
                     pre {
-                        @for line in t.lines() {
+                        @for line in shown.lines() {
                             @if shows_evidence(line, &needles) { mark { (line) } "\n" }
                             @else { (line) "\n" }
                         }
                     }
+                    @if cut { p class="note" { "The transcript is cut here; conditions/" (c.id) ".log has all of it." } }
                 }
                 _ => { p class="none" { "No console exchange." } }
             }
@@ -329,16 +376,14 @@ fn transcript(c: &ConditionReport, text: Option<&str>) -> Markup {
     }
 }
 
-fn serial(log: Option<&str>, r: &Report) -> Markup {
+fn serial(log: Option<&SerialLog>, r: &Report) -> Markup {
     html! {
         section id="serial" {
             h2 { "Serial log" }
-            @match log.filter(|t| !t.trim().is_empty()) {
-                Some(text) => {
-                    @let (shown, cut) = match text.char_indices().nth(MAX_SERIAL_BYTES) {
-                        Some((at, _)) if text.len() > MAX_SERIAL_BYTES => (&text[..at], true),
-                        _ => (text, false),
-                    };
+            @match log.filter(|l| !l.text.trim().is_empty()) {
+                Some(log) => {
+                    @let (shown, cut) = head_lines(&log.text, MAX_SERIAL_BYTES);
+                    @let cut = cut || log.cut;
                     p class="filter" {
                         label for="filter" { "Filter " }
                         input id="filter" type="search" placeholder="text or /regex/" autocomplete="off";
@@ -351,9 +396,10 @@ fn serial(log: Option<&str>, r: &Report) -> Markup {
                 }
                 None => {
                     p class="note" {
-                        @match &r.replayed_log {
-                            Some(l) => { "The replayed log is " (l) "; each condition's transcript quotes the lines its verdict rests on." }
-                            None => { "This run did not boot: there is no serial log." }
+                        @match (&r.replayed_log, &r.timeline) {
+                            (Some(l), _) => { "The replayed log is " (l) "; each condition's transcript quotes the lines its verdict rests on." }
+                            (None, Some(_)) => { "The serial log could not be read: see serial.log in the report folder." }
+                            (None, None) => { "This run did not boot: there is no serial log." }
                         }
                     }
                 }
@@ -424,7 +470,10 @@ mod tests {
         let page = render(
             &report(),
             &transcripts,
-            Some("   1.0 < </pre><img src=x onerror=alert(1)>\n"),
+            Some(&SerialLog {
+                text: "   1.0 < </pre><img src=x onerror=alert(1)>\n".into(),
+                cut: false,
+            }),
         );
         assert!(!page.contains("<script>alert"), "{page}");
         assert!(!page.contains("<img"));
@@ -454,6 +503,27 @@ mod tests {
             "the power-on stage is drawn"
         );
         assert!(page.contains("class=\"bar fail\""));
+    }
+
+    #[test]
+    fn long_logs_are_cut_at_a_whole_line() {
+        let (head, cut) = head_lines("● one\n● two\n● three\n", 12);
+        assert_eq!((head, cut), ("● one\n", true));
+        assert_eq!(head_lines("short\n", 100), ("short\n", false));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serial.log");
+        std::fs::write(&path, "●".repeat(MAX_SERIAL_BYTES) + "\n").unwrap();
+        let log = SerialLog::read_head(&path).unwrap();
+        assert!(log.cut && log.text.is_empty());
+        let page = render(
+            &report(),
+            &BTreeMap::new(),
+            Some(&SerialLog {
+                text: "a\n".repeat(10),
+                cut: true,
+            }),
+        );
+        assert!(page.contains("The log is cut here"));
     }
 
     #[test]

@@ -30,9 +30,12 @@ const ATTACHMENT: &str = "[[ATTACHMENT|";
 
 /// Text that did not come from bootaudit (the guest's output, messages quoting it) cannot name
 /// an attachment: a guest printing `[[ATTACHMENT|/etc/shadow]]` must not make CI upload a file.
-/// Applied after `xml_chars`, so no character removed later can join a marker back together.
+/// Applied to the text as quick-junit will write it (XML 1.0 characters, escapes and controls
+/// stripped), so no character removed later can join a marker back together.
 fn defuse_attachments(s: &str) -> String {
-    s.replace(ATTACHMENT, "[[ATTACHMENT |")
+    quick_junit::XmlString::new(xml_chars(s))
+        .as_str()
+        .replace(ATTACHMENT, "[[ATTACHMENT |")
 }
 
 /// The suite properties: what was audited and with what. Unknown values are left out.
@@ -428,7 +431,7 @@ mod tests {
     /// the XML filter removes in the middle of the marker.
     #[test]
     fn guest_output_cannot_forge_attachments() {
-        let forged = "[[ATTACHMENT|/etc/shadow]] [[ATTACH\u{FFFE}MENT|/root/.ssh/id_rsa]]";
+        let forged = "[[ATTACHMENT|/etc/shadow]] [[ATTACH\u{FFFE}MENT|/root/.ssh/id_rsa]] [[ATTACH\tMENT|/a]] [[ATTACH\rMENT|/b]] [[ATTACH\u{85}MENT|/c]] [[ATTACH\u{1b}[0mMENT|/d]]";
         let mut r = report(forged, forged);
         r.conditions[1].transcript = Some("conditions/boot.login.log".into());
         let transcripts = BTreeMap::from([("boot.login".to_string(), forged.to_string())]);

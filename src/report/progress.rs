@@ -117,13 +117,7 @@ impl Reporter for ProgressReporter {
                     self.line(&format!("   boot: {line}"));
                 }
                 // What to fix first: the failures nothing else explains, then their effects.
-                let mut failed: Vec<_> = report
-                    .conditions
-                    .iter()
-                    .filter(|c| c.cause_rank() < 2)
-                    .collect();
-                failed.sort_by_key(|c| c.cause_rank());
-                for c in failed {
+                for c in report.failures_first() {
                     let label = match &c.likely_cause {
                         None => "root cause".to_string(),
                         Some(cause) => format!("caused by {cause}"),

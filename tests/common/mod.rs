@@ -66,7 +66,29 @@ where
 {
     let mut c = Command::new(BIN);
     c.args(args);
+    // Under GitHub Actions the fixtures' expected failures are not the job's annotations.
+    c.env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY");
     c
+}
+
+/// A fixture image, built by fixtures/build-images.sh when it is missing.
+pub fn fixture_iso(name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let iso = root.join(format!("fixtures/out/{name}.iso"));
+    if !iso.is_file() {
+        let mut cmd = Command::new("bash");
+        cmd.arg(root.join("fixtures/build-images.sh")).arg(name);
+        let run = run_with_deadline(cmd, Duration::from_secs(1800));
+        assert_eq!(
+            run.code,
+            0,
+            "fixtures/build-images.sh {name}\n{}",
+            run.describe()
+        );
+    }
+    assert!(iso.is_file(), "{} not built", iso.display());
+    iso
 }
 
 /// Spawn `cmd` in its own process group, collect its output, and wait at most `limit`. On

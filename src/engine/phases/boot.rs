@@ -111,24 +111,22 @@ pub async fn run(engine: &mut Engine, defs: &[ConditionDef]) {
 /// shell still answers.
 async fn read_timeline(engine: &mut Engine, s: &mut Session) {
     let mut scanner = engine.milestone_scanner();
-    let lines: Vec<(String, Option<std::time::Instant>)> =
-        s.dialogue.console.with_transcript(|t| {
-            let text = t.text();
-            let mut offset = 0;
-            text.split_inclusive('\n')
-                .map(|line| {
-                    let at = t.normalizer().time_at(offset).map(Instant::into_std);
-                    offset += line.len();
-                    (line.trim_end().to_string(), at)
-                })
-                .collect()
-        });
-    for (line, at) in &lines {
-        if scanner.done() {
-            break;
+    let clock = engine.clock();
+    // Scanned in place, up to the last milestone: the transcript may be large.
+    s.dialogue.console.with_transcript(|t| {
+        let mut offset = 0;
+        for line in t.text().split_inclusive('\n') {
+            if scanner.done() {
+                break;
+            }
+            let at = t
+                .normalizer()
+                .time_at(offset)
+                .map(|at| clock.ms(at.into_std()));
+            offset += line.len();
+            scanner.line(line.trim_end_matches(['\n', '\r']), at, None);
         }
-        scanner.line(line, at.map(|at| engine.ms_at(at)), None);
-    }
+    });
     let mut guest = None;
     let alive = s.fatal.is_none() && !engine.cancel.is_cancelled();
     if let (Some(analysis), true, true) = (
@@ -270,16 +268,17 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
     });
     let log = std::fs::File::create(&ws.qemu_log)
         .map_err(|e| Outcome::error(format!("cannot create {}: {e}", ws.qemu_log.display())))?;
-    engine.facts.timeline = Some(crate::model::Timeline {
-        power_on_ms: Some(engine.now_ms()),
-        ..Default::default()
-    });
+    let power_on_ms = engine.now_ms();
     let mut qemu = QemuProcess::spawn(&machine.qemu, &argv, log).map_err(|e| {
         Outcome::fail(
             format!("cannot start {}: {e}", machine.qemu),
             cmdline.clone(),
         )
     })?;
+    engine.facts.timeline = Some(crate::model::Timeline {
+        power_on_ms: Some(power_on_ms),
+        ..Default::default()
+    });
     let connect = async {
         let (serial, _) = serial_listener.accept().await?;
         let (qmp, _) = qmp_listener.accept().await?;
