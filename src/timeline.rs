@@ -67,6 +67,17 @@ impl MilestoneScanner {
     }
 }
 
+/// How long the boot took up to its last milestone, from power-on.
+pub fn boot_took(
+    power_on_ms: Option<u64>,
+    milestones: &[Milestone],
+) -> Option<std::time::Duration> {
+    let last = milestones.iter().filter_map(|m| m.at_ms).max()?;
+    Some(std::time::Duration::from_millis(
+        last.saturating_sub(power_on_ms?),
+    ))
+}
+
 /// A systemd time span (`1min 2.345s`, `812ms`, `1.2s`, `3us`) in ms.
 pub fn parse_span(text: &str) -> Option<u64> {
     let mut total = 0.0;

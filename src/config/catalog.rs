@@ -32,7 +32,7 @@ pub struct Catalog {
     pub milestones: Vec<super::profile::MilestoneDef>,
     /// The guest's own boot analysis, unless the profile has one.
     #[serde(default)]
-    pub boot_analysis: Option<super::profile::Diagnostic>,
+    pub boot_analysis: Option<super::profile::BootAnalysis>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

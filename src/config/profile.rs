@@ -58,7 +58,7 @@ pub struct Profile {
     /// A command the user's shell runs once the boot conditions are judged, telling how the
     /// guest's own boot went (systemd-analyze); its output goes in the timeline.
     #[serde(default)]
-    pub boot_analysis: Option<Diagnostic>,
+    pub boot_analysis: Option<BootAnalysis>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -196,6 +196,22 @@ pub struct Signature {
     /// the verdict waits for it, so the transcript holds the whole report; at most a few
     /// seconds when it never comes.
     pub end: Option<PatternSrc>,
+}
+
+/// How the guest tells of its own boot: `run` always (cheap), `slow.run` as well when the
+/// login prompt came later than `slow.after` from power-on (scaled like the boot timeouts).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootAnalysis {
+    pub run: String,
+    pub slow: Option<SlowBoot>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowBoot {
+    pub after: Span,
+    pub run: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

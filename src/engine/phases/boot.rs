@@ -127,6 +127,8 @@ async fn read_timeline(engine: &mut Engine, s: &mut Session) {
             scanner.line(line.trim_end_matches(['\n', '\r']), at, None);
         }
     });
+    let milestones = scanner.finish();
+    let power_on_ms = engine.facts.timeline.as_ref().and_then(|t| t.power_on_ms);
     let mut guest = None;
     let alive = s.fatal.is_none() && !engine.cancel.is_cancelled();
     if let (Some(analysis), true, true) = (
@@ -134,23 +136,39 @@ async fn read_timeline(engine: &mut Engine, s: &mut Session) {
         s.shell_ready,
         alive,
     ) {
-        // systemd-analyze blame asks every unit over D-Bus: slow under emulation.
-        let scale = match engine.facts.accel {
-            Some(crate::engine::AccelChoice::Kvm) => 1.0,
-            _ => engine.config.profile.timeouts.tcg_scale,
-        };
+        // As the boot timeouts: the guest runs slower under emulation.
+        let scale = engine.opts.timeout_scale
+            * match engine.facts.accel {
+                Some(crate::engine::AccelChoice::Kvm) => 1.0,
+                _ => engine.config.profile.timeouts.tcg_scale,
+            };
+        let took = crate::timeline::boot_took(power_on_ms, &milestones);
+        let slow = analysis
+            .slow
+            .as_ref()
+            .filter(|slow| took.is_some_and(|t| t > slow.after.0.mul_f64(scale)));
+        let mut command = analysis.run.clone();
+        if let Some(slow) = slow {
+            command = format!("{command}; {}", slow.run);
+        }
         let deadline = Instant::now() + DIAGNOSTIC_TIMEOUT.mul_f64(scale);
-        if let Ok(run) = s.dialogue.run(&analysis.run, false, deadline).await {
-            let output = run.output.text();
-            guest = Some(crate::model::GuestBootAnalysis {
-                slowest_units: crate::timeline::slowest_units(&output),
-                command: analysis.run,
-                output,
-            });
+        match s.dialogue.run(&command, false, deadline).await {
+            Ok(run) => {
+                let output = run.output.text();
+                guest = Some(crate::model::GuestBootAnalysis {
+                    slowest_units: crate::timeline::slowest_units(&output),
+                    command,
+                    output,
+                });
+            }
+            Err(e) => {
+                let note = format!("the guest's boot analysis gave no answer: {e:?}");
+                engine.emit(Event::Note(&note));
+            }
         }
     }
     let timeline = engine.facts.timeline.get_or_insert_with(Default::default);
-    timeline.milestones = scanner.finish();
+    timeline.milestones = milestones;
     timeline.guest = guest;
 }
 
