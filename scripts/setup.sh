@@ -19,7 +19,7 @@ packages=(qemu-system-x86 qemu-utils xorriso debootstrap squashfs-tools isolinux
 # The tests' JUnit consumers run on node and in a Python venv: the distribution's, unless the
 # machine has its own already.
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
-command -v python3 >/dev/null && python3 -m venv --help >/dev/null 2>&1 || packages+=(python3 python3-venv)
+command -v python3 >/dev/null && python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3 python3-venv)
 
 missing=()
 for p in "${packages[@]}"; do

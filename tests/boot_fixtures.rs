@@ -501,6 +501,7 @@ fn healthy_image_passes_everything() {
         common::html::Expect {
             failed: None,
             stages: 5,
+            bars: true,
         },
     );
     // The replay's page draws the same stages, timed from the recorded console.
@@ -520,6 +521,7 @@ fn healthy_image_passes_everything() {
         common::html::Expect {
             failed: None,
             stages: 4,
+            bars: false,
         },
     );
 }
@@ -602,6 +604,7 @@ fn provisioning_failed() {
         common::html::Expect {
             failed: Some("storage.status"),
             stages: 5,
+            bars: true,
         },
     );
     // Compared with the healthy run: the verdict changes, the new failures are listed first,

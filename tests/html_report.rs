@@ -25,6 +25,7 @@ fn a_failed_iso_check_shows_its_failure_on_the_first_screen() {
         common::html::Expect {
             failed: Some("iso.console"),
             stages: 0,
+            bars: false,
         },
     );
 }

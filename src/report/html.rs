@@ -272,7 +272,8 @@ fn timeline(t: Option<&Timeline>, r: &Report) -> Markup {
                                 }
                             }
                         }
-                        @for c in r.conditions.iter().filter(|c| c.duration_ms > 0 || c.status != Status::Skip) {
+                        // A replay's conditions were judged on its own clock, not the recorded one.
+                        @for c in r.conditions.iter().filter(|c| r.replayed_log.is_none() && (c.duration_ms > 0 || c.status != Status::Skip)) {
                             div class="row" {
                                 span class="label" { a href={ "#t-" (c.id) } { (c.id) } }
                                 span class="track" {
