@@ -646,117 +646,87 @@ pub fn human(c: &Comparison) -> String {
     out.join("\n") + "\n"
 }
 
-/// Escape text for HTML content and attribute values.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn status_cell(s: Option<Status>) -> String {
+/// One status as a table cell.
+fn status_cell(s: Option<Status>) -> maud::Markup {
     let w = status_word(s);
-    format!("<td class=\"status {w}\">{w}</td>")
+    maud::html! { td class={ "status " (w) } { (w) } }
 }
 
-/// The comparison as an HTML fragment, `<section id="comparison">…</section>`: every text
-/// escaped, no script, style or font of its own (the page around it styles the classes), so a
-/// run's report.html can embed it.
+/// The comparison as an HTML fragment, `<section id="comparison">…</section>`: maud escapes
+/// every text, and there is no script, style or font of its own (the page around it styles
+/// the classes), so a run's report.html can embed it.
 pub fn html_section(c: &Comparison) -> String {
-    let e = html_escape;
-    let mut h = String::from("<section id=\"comparison\">\n<h2>Comparison of two runs</h2>\n");
-    h.push_str("<table class=\"runs\">\n<tr><th></th><th>report</th><th>verdict</th><th>profile</th><th>started</th><th>image</th></tr>\n");
-    for (label, r) in [("old", &c.old), ("new", &c.new)] {
-        let image = r
-            .iso
-            .clone()
-            .or_else(|| r.replayed_log.as_ref().map(|l| format!("replay of {l}")))
-            .unwrap_or_default();
-        let v = verdict_word(r.verdict);
-        h.push_str(&format!(
-            "<tr><th>{label}</th><td>{}</td><td class=\"status {v}\">{v}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            e(r.path.as_deref().unwrap_or("")),
-            e(&r.profile),
-            e(&r.started_at),
-            e(&image)
-        ));
-    }
-    h.push_str("</table>\n");
     let class = if c.regression {
         "regression"
     } else {
         "no-regression"
     };
-    h.push_str(&format!(
-        "<p class=\"summary {class}\">Verdict {} → {}: {}</p>\n",
-        verdict_word(c.verdict.old),
-        verdict_word(c.verdict.new),
-        e(&summary(c))
-    ));
-    for (title, regression) in [("Regressions", true), ("Other changes", false)] {
-        let group: Vec<&StatusChange> = c
-            .changes
-            .iter()
-            .filter(|x| x.regression == regression)
-            .collect();
-        if group.is_empty() {
-            continue;
-        }
-        h.push_str(&format!("<h3>{title}</h3>\n<table class=\"changes\">\n<tr><th>condition</th><th>phase</th><th>was</th><th>now</th><th>change</th><th>message</th></tr>\n"));
-        for x in group {
-            let mut message = e(&x.message);
-            if let Some(cause) = &x.likely_cause {
-                if !x.message.contains(cause.as_str()) {
-                    message.push_str(&format!(" (likely cause: {})", e(cause)));
+    let section = maud::html! {
+        section id="comparison" {
+            h2 { "Comparison of two runs" }
+            table class="runs" {
+                tr { th {} th { "report" } th { "verdict" } th { "profile" } th { "started" } th { "image" } }
+                @for (label, r) in [("old", &c.old), ("new", &c.new)] {
+                    @let image = r.iso.clone()
+                        .or_else(|| r.replayed_log.as_ref().map(|l| format!("replay of {l}")))
+                        .unwrap_or_default();
+                    @let v = verdict_word(r.verdict);
+                    tr {
+                        th { (label) }
+                        td { (r.path.as_deref().unwrap_or("")) }
+                        td class={ "status " (v) } { (v) }
+                        td { (r.profile) }
+                        td { (r.started_at) }
+                        td { (image) }
+                    }
                 }
             }
-            h.push_str(&format!(
-                "<tr><td><code>{}</code></td><td>{}</td>{}{}<td>{}</td><td>{message}</td></tr>\n",
-                e(&x.id),
-                x.phase,
-                status_cell(x.old),
-                status_cell(x.new),
-                x.change.words()
-            ));
+            p class={ "summary " (class) } {
+                "Verdict " (verdict_word(c.verdict.old)) " → " (verdict_word(c.verdict.new)) ": " (summary(c))
+            }
+            @for (title, regression) in [("Regressions", true), ("Other changes", false)] {
+                @let group: Vec<&StatusChange> = c.changes.iter().filter(|x| x.regression == regression).collect();
+                @if !group.is_empty() {
+                    h3 { (title) }
+                    table class="changes" {
+                        tr { th { "condition" } th { "phase" } th { "was" } th { "now" } th { "change" } th { "message" } }
+                        @for x in group {
+                            tr {
+                                td { code { (x.id) } }
+                                td { (x.phase) }
+                                (status_cell(x.old))
+                                (status_cell(x.new))
+                                td { (x.change.words()) }
+                                td {
+                                    (x.message)
+                                    @if let Some(cause) = x.likely_cause.as_ref().filter(|k| !x.message.contains(k.as_str())) {
+                                        " (likely cause: " (cause) ")"
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h3 { "Slower" }
+            p { "A time counts as slower when it " (threshold_words(c)) "." }
+            @if c.slower.is_empty() {
+                p { "No time grew beyond the threshold." }
+            } @else {
+                table class="slower" {
+                    tr { th { "what" } th { "was" } th { "now" } th { "grew" } }
+                    @for s in &c.slower {
+                        tr { td { (slower_label(s)) } td { (secs(s.old_ms)) } td { (secs(s.new_ms)) } td { (growth(s)) } }
+                    }
+                }
+            }
+            @if !c.notes.is_empty() {
+                h3 { "Notes" }
+                ul { @for n in &c.notes { li { (n) } } }
+            }
         }
-        h.push_str("</table>\n");
-    }
-    h.push_str(&format!(
-        "<h3>Slower</h3>\n<p>A time counts as slower when it {}.</p>\n",
-        e(&threshold_words(c))
-    ));
-    if c.slower.is_empty() {
-        h.push_str("<p>No time grew beyond the threshold.</p>\n");
-    } else {
-        h.push_str("<table class=\"slower\">\n<tr><th>what</th><th>was</th><th>now</th><th>grew</th></tr>\n");
-        for s in &c.slower {
-            h.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                e(&slower_label(s)),
-                secs(s.old_ms),
-                secs(s.new_ms),
-                e(&growth(s))
-            ));
-        }
-        h.push_str("</table>\n");
-    }
-    if !c.notes.is_empty() {
-        h.push_str("<h3>Notes</h3>\n<ul>\n");
-        for n in &c.notes {
-            h.push_str(&format!("<li>{}</li>\n", e(n)));
-        }
-        h.push_str("</ul>\n");
-    }
-    h.push_str("</section>\n");
-    h
+    };
+    section.into_string()
 }
 
 /// A self-contained page around `html_section`: its style inline, nothing fetched.
@@ -772,11 +742,18 @@ pub fn html_page(c: &Comparison) -> String {
         c.old.path.as_deref().unwrap_or("old"),
         c.new.path.as_deref().unwrap_or("new")
     );
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{}</body>\n</html>\n",
-        html_escape(&title),
-        html_section(c)
-    )
+    let page = maud::html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { (title) }
+                style { (maud::PreEscaped(STYLE)) }
+            }
+            body { (maud::PreEscaped(html_section(c))) }
+        }
+    };
+    page.into_string()
 }
 
 #[cfg(test)]
@@ -1117,8 +1094,8 @@ mod tests {
         );
         assert!(!h.contains("<script") && !h.contains("<b>"), "{h}");
         assert!(
-            h.contains("&lt;script&gt;")
-                && h.contains("saw &lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;")
+            h.contains("&lt;script&gt;") && h.contains("saw &lt;b&gt;&quot;x&quot; &amp; 'y'"),
+            "{h}"
         );
         assert!(h.contains("runs/&lt;new&gt;"));
         let page = html_page(&c);
