@@ -67,6 +67,26 @@ impl MilestoneScanner {
     }
 }
 
+/// Scan normalised console text line by line, each line timed by `time_at(its offset)`, up to
+/// the last milestone: the live boot over its transcript, the replay over a run's serial.raw
+/// normalised again with its recorded arrival times, so both time a line alike (a screen drawn
+/// with cursor moves is one raw line long before its text is complete).
+pub fn scan_text(
+    scanner: &mut MilestoneScanner,
+    text: &str,
+    time_at: impl Fn(usize) -> Option<u64>,
+) {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if scanner.done() {
+            break;
+        }
+        let at = time_at(offset);
+        offset += line.len();
+        scanner.line(line.trim_end_matches(['\n', '\r']), at, None);
+    }
+}
+
 /// How long the boot took up to its last milestone, from power-on.
 pub fn boot_took(
     power_on_ms: Option<u64>,

@@ -232,11 +232,19 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
         // A run's own console has its arrival times beside it: the milestones get theirs.
         if archived {
             let dir = log_path.parent().unwrap_or(Path::new("."));
-            let lines: Vec<u64> = milestones.iter().filter_map(|m| m.log_line).collect();
-            if let Ok(times) = own::line_times(&log_path, &dir.join("serial.timing"), &lines) {
-                for (m, at) in milestones.iter_mut().zip(times) {
-                    m.at_ms = at;
+            let timed = own::timed_milestones(
+                &log_path,
+                &dir.join("serial.timing"),
+                engine.milestone_scanner(),
+            );
+            if let Ok(Some(timed)) = timed {
+                for m in milestones.iter_mut() {
+                    m.at_ms = timed
+                        .iter()
+                        .find(|t| t.name == m.name)
+                        .and_then(|t| t.at_ms);
                 }
+                milestones.sort_by_key(|m| (m.at_ms, m.log_line));
             }
         }
         engine.facts.timeline = Some(crate::model::Timeline {

@@ -129,47 +129,22 @@ mod tests {
     }
 }
 
-/// When the raw lines `lines` (1-based, as `for_each_line` numbers them) of a run's
-/// serial.raw began to arrive, from its serial.timing (`<byte offset> <ms since the run
-/// started>` per chunk received): the time of the chunk holding each line's first byte, as
-/// the live run times a line (a prompt's line ends only when something is typed). None where
-/// either file lacks it.
-pub fn line_times(
+/// A run's own serial.raw normalised again chunk by chunk with the arrival times its
+/// serial.timing recorded (`<byte offset> <ms since the run started>` per chunk), as the live
+/// console normalised it: the milestones found in it get the times the live run gave them.
+/// None for a log too large to hold (they keep their log lines only).
+pub fn timed_milestones(
     raw: &std::path::Path,
     timing: &std::path::Path,
-    lines: &[u64],
-) -> std::io::Result<Vec<Option<u64>>> {
-    use std::io::{BufRead, Read};
-    let Some(&last) = lines.iter().max() else {
-        return Ok(Vec::new());
-    };
-    // The byte offset where each wanted line starts, in one pass up to the last one wanted.
-    let mut starts: std::collections::BTreeMap<u64, u64> = Default::default();
-    if lines.contains(&1) {
-        starts.insert(1, 0);
+    mut scanner: crate::timeline::MilestoneScanner,
+) -> std::io::Result<Option<Vec<crate::model::Milestone>>> {
+    use std::io::BufRead;
+    const MAX_RAW_BYTES: u64 = 256 << 20;
+    if std::fs::metadata(raw)?.len() > MAX_RAW_BYTES {
+        return Ok(None);
     }
-    let mut file = std::io::BufReader::new(std::fs::File::open(raw)?);
-    let (mut line, mut offset) = (1u64, 0u64);
-    let mut chunk = vec![0u8; 64 << 10];
-    'read: while line < last {
-        let n = file.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        for &b in &chunk[..n] {
-            offset += 1;
-            if b == b'\n' {
-                line += 1;
-                if lines.contains(&line) {
-                    starts.insert(line, offset);
-                }
-                if line >= last {
-                    break 'read;
-                }
-            }
-        }
-    }
-    let stamps: Vec<(u64, u64)> = std::io::BufReader::new(std::fs::File::open(timing)?)
+    let bytes = std::fs::read(raw)?;
+    let stamps: Vec<(usize, u64)> = std::io::BufReader::new(std::fs::File::open(timing)?)
         .lines()
         .map_while(Result::ok)
         .filter_map(|l| {
@@ -177,30 +152,50 @@ pub fn line_times(
             Some((o.parse().ok()?, t.trim().parse().ok()?))
         })
         .collect();
-    Ok(lines
-        .iter()
-        .map(|l| {
-            let start = *starts.get(l)?;
-            let i = stamps.partition_point(|(o, _)| *o <= start);
-            (i > 0).then(|| stamps[i - 1].1)
-        })
-        .collect())
+    let base = tokio::time::Instant::now();
+    let mut normalizer = bootaudit_console::Normalizer::new();
+    for (i, &(from, ms)) in stamps.iter().enumerate() {
+        let to = stamps
+            .get(i + 1)
+            .map_or(bytes.len(), |s| s.0)
+            .min(bytes.len());
+        if from < to {
+            normalizer.push(
+                &bytes[from..to],
+                base + std::time::Duration::from_millis(ms),
+            );
+        }
+    }
+    normalizer.finish();
+    crate::timeline::scan_text(&mut scanner, normalizer.text(), |offset| {
+        let at = normalizer.time_at(offset)?;
+        Some(at.duration_since(base).as_millis() as u64)
+    });
+    Ok(Some(scanner.finish()))
 }
 
 #[cfg(test)]
 mod timing_tests {
+    use regex::Regex;
+
     #[test]
-    fn a_line_is_timed_by_the_chunk_that_brought_its_start() {
+    fn milestones_get_the_times_their_text_arrived() {
         let dir = tempfile::tempdir().unwrap();
         let (raw, timing) = (
             dir.path().join("serial.raw"),
             dir.path().join("serial.timing"),
         );
-        // "one\n" came at 100 ms, "tw" at 200, "o\nthree" at 300.
-        std::fs::write(&raw, "one\ntwo\nthree").unwrap();
-        std::fs::write(&timing, "0 100\n4 200\n6 300\n").unwrap();
-        let got = super::line_times(&raw, &timing, &[1, 2, 3]).unwrap();
-        assert_eq!(got, [Some(100), Some(200), Some(300)]);
-        assert_eq!(super::line_times(&raw, &timing, &[9]).unwrap(), [None]);
+        // One raw line drawn over time with a carriage return: its text came at 300 ms.
+        std::fs::write(&raw, "boot\nwait\rLoader 2\n").unwrap();
+        std::fs::write(&timing, "0 100\n5 200\n10 300\n").unwrap();
+        let scanner = crate::timeline::MilestoneScanner::new(vec![
+            ("first".into(), Regex::new("^boot").unwrap()),
+            ("loader".into(), Regex::new("Loader \\d").unwrap()),
+        ]);
+        let got = super::timed_milestones(&raw, &timing, scanner)
+            .unwrap()
+            .unwrap();
+        let got: Vec<_> = got.iter().map(|m| (m.name.as_str(), m.at_ms)).collect();
+        assert_eq!(got, [("first", Some(100)), ("loader", Some(300))]);
     }
 }

@@ -114,18 +114,10 @@ async fn read_timeline(engine: &mut Engine, s: &mut Session) {
     let clock = engine.clock();
     // Scanned in place, up to the last milestone: the transcript may be large.
     s.dialogue.console.with_transcript(|t| {
-        let mut offset = 0;
-        for line in t.text().split_inclusive('\n') {
-            if scanner.done() {
-                break;
-            }
-            let at = t
-                .normalizer()
-                .time_at(offset)
-                .map(|at| clock.ms(at.into_std()));
-            offset += line.len();
-            scanner.line(line.trim_end_matches(['\n', '\r']), at, None);
-        }
+        crate::timeline::scan_text(&mut scanner, t.text(), |offset| {
+            let at = t.normalizer().time_at(offset)?;
+            Some(clock.ms(at.into_std()))
+        })
     });
     let milestones = scanner.finish();
     let power_on_ms = engine.facts.timeline.as_ref().and_then(|t| t.power_on_ms);
