@@ -476,15 +476,6 @@ fn status_word(s: Option<Status>) -> &'static str {
     s.map_or("absent", Status::as_str)
 }
 
-fn verdict_word(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Pass => "pass",
-        Verdict::Fail => "fail",
-        Verdict::Error => "error",
-        Verdict::Interrupted => "interrupted",
-    }
-}
-
 fn secs(ms: u64) -> String {
     format!("{:.1} s", ms as f64 / 1000.0)
 }
@@ -541,7 +532,7 @@ pub fn summary(c: &Comparison) -> String {
     if c.verdict.old == Verdict::Pass && c.verdict.new != Verdict::Pass {
         parts.push(format!(
             "the run's verdict went from pass to {}",
-            verdict_word(c.verdict.new)
+            Verdict::as_str(c.verdict.new)
         ));
     }
     format!("regression: {}", parts.join(", "))
@@ -549,7 +540,7 @@ pub fn summary(c: &Comparison) -> String {
 
 fn run_line(label: &str, r: &RunSummary) -> String {
     let mut parts = vec![
-        verdict_word(r.verdict).to_string(),
+        Verdict::as_str(r.verdict).to_string(),
         format!("profile {}", r.profile),
         format!("started {}", r.started_at),
     ];
@@ -580,8 +571,8 @@ pub fn human(c: &Comparison) -> String {
         run_line("new", &c.new),
         format!(
             "verdict: {} → {}",
-            verdict_word(c.verdict.old),
-            verdict_word(c.verdict.new)
+            Verdict::as_str(c.verdict.old),
+            Verdict::as_str(c.verdict.new)
         ),
     ];
     let width = c
@@ -670,7 +661,7 @@ pub fn html_section(c: &Comparison) -> String {
                     @let image = r.iso.clone()
                         .or_else(|| r.replayed_log.as_ref().map(|l| format!("replay of {l}")))
                         .unwrap_or_default();
-                    @let v = verdict_word(r.verdict);
+                    @let v = Verdict::as_str(r.verdict);
                     tr {
                         th { (label) }
                         td { (r.path.as_deref().unwrap_or("")) }
@@ -682,7 +673,7 @@ pub fn html_section(c: &Comparison) -> String {
                 }
             }
             p class={ "summary " (class) } {
-                "Verdict " (verdict_word(c.verdict.old)) " → " (verdict_word(c.verdict.new)) ": " (summary(c))
+                "Verdict " (Verdict::as_str(c.verdict.old)) " → " (Verdict::as_str(c.verdict.new)) ": " (summary(c))
             }
             @for (title, regression) in [("Regressions", true), ("Other changes", false)] {
                 @let group: Vec<&StatusChange> = c.changes.iter().filter(|x| x.regression == regression).collect();

@@ -72,6 +72,15 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Error => "error",
+            Verdict::Interrupted => "interrupted",
+        }
+    }
+
     pub fn exit_code(self) -> i32 {
         match self {
             Verdict::Pass => crate::exit_codes::PASS,
@@ -339,6 +348,19 @@ pub struct BootInfo {
 }
 
 impl Report {
+    /// `N passed, N failed, N skipped, N errors in T s`: the counts every summary shows.
+    pub fn tally(&self) -> String {
+        let count = |s: Status| self.conditions.iter().filter(|c| c.status == s).count();
+        format!(
+            "{} passed, {} failed, {} skipped, {} errors in {:.1}s",
+            count(Status::Pass),
+            count(Status::Fail),
+            count(Status::Skip),
+            count(Status::Error),
+            self.duration_ms as f64 / 1000.0
+        )
+    }
+
     /// The failed and errored conditions, root causes first, then what they likely caused
     /// (catalog order within each): what to fix first.
     pub fn failures_first(&self) -> Vec<&ConditionReport> {

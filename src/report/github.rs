@@ -126,20 +126,15 @@ fn code(s: &str) -> String {
 
 /// The job summary in Markdown.
 pub fn summary(report: &Report, out_dir: &str) -> String {
-    let count = |s: Status| report.conditions.iter().filter(|c| c.status == s).count();
     let icon = match report.verdict {
         crate::model::Verdict::Pass => "✅",
         crate::model::Verdict::Fail => "❌",
         _ => "⚠️",
     };
     let mut md = format!(
-        "## {icon} bootaudit: {:?}\n\n{} passed, {} failed, {} skipped, {} errors in {:.1}s — profile {}",
+        "## {icon} bootaudit: {:?}\n\n{} — profile {}",
         report.verdict,
-        count(Status::Pass),
-        count(Status::Fail),
-        count(Status::Skip),
-        count(Status::Error),
-        report.duration_ms as f64 / 1000.0,
+        report.tally(),
         code(&report.profile)
     );
     if let Some(iso) = &report.iso {

@@ -67,7 +67,6 @@ pub fn render(
     transcripts: &BTreeMap<String, String>,
     serial_log: Option<&SerialLog>,
 ) -> String {
-    let counts = |s: Status| report.conditions.iter().filter(|c| c.status == s).count();
     let verdict = format!("{:?}", report.verdict);
     let image = report
         .iso
@@ -85,14 +84,10 @@ pub fn render(
                 title { "bootaudit: " (verdict) " — " (report.profile) " " (image) }
                 style { (PreEscaped(STYLE)) }
             }
-            body data-verdict=(verdict.to_lowercase()) {
-                header class={ "verdict " (verdict.to_lowercase()) } {
+            body data-verdict=(report.verdict.as_str()) {
+                header class={ "verdict " (report.verdict.as_str()) } {
                     h1 { (verdict) }
-                    p class="counts" {
-                        (counts(Status::Pass)) " passed, " (counts(Status::Fail)) " failed, "
-                        (counts(Status::Skip)) " skipped, " (counts(Status::Error)) " errors in "
-                        (seconds(report.duration_ms))
-                    }
+                    p class="counts" { (report.tally()) }
                     p class="facts" { (facts(report)) }
                 }
                 @if !failed.is_empty() {
@@ -112,7 +107,7 @@ pub fn render(
                                 thead { tr { th { "status" } th { "condition" } th { "time" } th { "message" } } }
                                 tbody {
                                     @for c in in_phase {
-                                        tr class=(status_class(c.status)) {
+                                        tr class=(c.status.as_str()) {
                                             td class="status" { (status_label(c.status)) }
                                             td class="id" { a href={ "#t-" (c.id) } { (c.id) } }
                                             td class="time" { (seconds(c.duration_ms)) }
@@ -153,15 +148,6 @@ fn seconds(ms: u64) -> String {
     format!("{:.1}s", ms as f64 / 1000.0)
 }
 
-fn status_class(s: Status) -> &'static str {
-    match s {
-        Status::Pass => "pass",
-        Status::Fail => "fail",
-        Status::Skip => "skip",
-        Status::Error => "error",
-    }
-}
-
 fn status_label(s: Status) -> &'static str {
     match s {
         Status::Pass => "PASS",
@@ -192,7 +178,7 @@ fn facts(r: &Report) -> String {
 
 fn failure(c: &ConditionReport) -> Markup {
     html! {
-        article class={ "failure " (status_class(c.status)) } id={ "f-" (c.id) } {
+        article class={ "failure " (c.status.as_str()) } id={ "f-" (c.id) } {
             h3 {
                 span class="badge" { (status_label(c.status)) } " " (c.id)
                 @match &c.likely_cause {
@@ -277,7 +263,7 @@ fn timeline(t: Option<&Timeline>, r: &Report) -> Markup {
                             div class="row" {
                                 span class="label" { a href={ "#t-" (c.id) } { (c.id) } }
                                 span class="track" {
-                                    span class={ "bar " (status_class(c.status)) }
+                                    span class={ "bar " (c.status.as_str()) }
                                         style=(bar(c.started_ms, c.started_ms + c.duration_ms))
                                         title={ (c.id) ": " (status_label(c.status)) " " (seconds(c.duration_ms)) } {}
                                 }
@@ -357,7 +343,7 @@ fn transcript(c: &ConditionReport, text: Option<&str>) -> Markup {
     let needles = evidence_needles(&c.evidence);
     let open = matches!(c.status, Status::Fail | Status::Error);
     html! {
-        details class={ "transcript " (status_class(c.status)) } id={ "t-" (c.id) } open[open] {
+        details class={ "transcript " (c.status.as_str()) } id={ "t-" (c.id) } open[open] {
             summary { span class="badge" { (status_label(c.status)) } " " (c.id) " " span class="time" { (seconds(c.duration_ms)) } }
             p class="message" { (c.message) }
             @match text {

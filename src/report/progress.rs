@@ -98,15 +98,10 @@ impl Reporter for ProgressReporter {
                 self.line(&text);
             }
             Event::RunFinished(report) => {
-                let count = |s: Status| report.conditions.iter().filter(|c| c.status == s).count();
                 self.line(&format!(
-                    "bootaudit: {:?} — {} passed, {} failed, {} skipped, {} errors in {:.1}s; report: {}",
+                    "bootaudit: {:?} — {}; report: {}",
                     report.verdict,
-                    count(Status::Pass),
-                    count(Status::Fail),
-                    count(Status::Skip),
-                    count(Status::Error),
-                    report.duration_ms as f64 / 1000.0,
+                    report.tally(),
                     self.out_dir
                 ));
                 if let Some(line) = report
