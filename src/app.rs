@@ -22,6 +22,14 @@ pub fn main(cli: Cli) -> i32 {
             return exit_codes::HARNESS;
         }
     };
+    if !matches!(
+        cli.command,
+        Command::Clean | Command::List(_) | Command::Compare(_)
+    ) {
+        for reaped in crate::cleanup::reap_stale() {
+            eprintln!("bootaudit: {reaped}");
+        }
+    }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async move {
             match cli.command {
@@ -34,6 +42,7 @@ pub fn main(cli: Cli) -> i32 {
                 Command::Replay(a) => crate::replay::run(a).await,
                 Command::List(a) => crate::list::run(a),
                 Command::Compare(a) => crate::compare::run(a),
+                Command::Clean => clean(),
             }
         })
     }));
@@ -45,8 +54,37 @@ pub fn main(cli: Cli) -> i32 {
     })
 }
 
-/// audit-reports/<UTC time>-<name>/, with audit-reports/latest pointing at it.
-fn default_out_dir(name: &str) -> PathBuf {
+/// `bootaudit clean`: reap dead runs' leftovers and say what still runs.
+fn clean() -> i32 {
+    let reaped = crate::cleanup::reap_stale();
+    let mut code = exit_codes::PASS;
+    for r in &reaped {
+        println!("{r}");
+        if !r.problems.is_empty() {
+            code = exit_codes::HARNESS;
+        }
+    }
+    let me = std::process::id() as i32;
+    for (pid, started, folders) in crate::cleanup::live_runs() {
+        if pid != me {
+            println!(
+                "run pid {pid} (started {started}) is still running: left alone ({} folder(s))",
+                folders.len()
+            );
+        }
+    }
+    if reaped.is_empty() {
+        println!(
+            "nothing to clean (records in {})",
+            crate::cleanup::state_dir().join("runs").display()
+        );
+    }
+    code
+}
+
+/// audit-reports/<UTC time>-<name>/, with audit-reports/latest pointing at it. Claimed by
+/// creating it: a run started in the same second (a parallel audit) takes `…-2`, `…-3`.
+fn default_out_dir(name: &str) -> std::io::Result<PathBuf> {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
     let safe: String = name
         .chars()
@@ -58,15 +96,34 @@ fn default_out_dir(name: &str) -> PathBuf {
             }
         })
         .collect();
-    PathBuf::from("audit-reports").join(format!("{stamp}-{safe}"))
+    let base = PathBuf::from("audit-reports");
+    std::fs::create_dir_all(&base)?;
+    for n in 1.. {
+        let dir = match n {
+            1 => base.join(format!("{stamp}-{safe}")),
+            n => base.join(format!("{stamp}-{safe}-{n}")),
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 fn point_latest(out: &Path) {
     let Some(parent) = out.parent() else { return };
     let Some(name) = out.file_name() else { return };
     let link = parent.join("latest");
-    let _ = std::fs::remove_file(&link);
-    if let Err(e) = std::os::unix::fs::symlink(name, &link) {
+    // Made aside and renamed over the old link: parallel runs never see it missing, and the
+    // last to finish its rename wins.
+    let aside = parent.join(format!(".latest-{}", std::process::id()));
+    let _ = std::fs::remove_file(&aside);
+    let made =
+        std::os::unix::fs::symlink(name, &aside).and_then(|_| std::fs::rename(&aside, &link));
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(&aside);
         eprintln!(
             "bootaudit: warning: could not update {}: {e}",
             link.display()
@@ -82,15 +139,31 @@ pub fn load_config(profile: &str, vars: &[(String, String)]) -> Result<crate::co
     })
 }
 
+/// The report folder and its reporters, with the flag that turns true if the report could not
+/// be written whole.
+pub struct Reporting {
+    pub dir: PathBuf,
+    pub reporters: Vec<Box<dyn Reporter + Send>>,
+    pub incomplete: crate::report::folder::Incomplete,
+}
+
 /// Create the report folder with its reporters, or fail with exit 3.
 pub fn reporters(
     out: Option<PathBuf>,
     default_name: &str,
     console_files: bool,
     common: &CommonArgs,
-) -> Result<(PathBuf, Vec<Box<dyn Reporter + Send>>), i32> {
+) -> Result<Reporting, i32> {
     let is_default = out.is_none();
-    let dir = out.unwrap_or_else(|| default_out_dir(default_name));
+    let dir = match out {
+        Some(d) => d,
+        None => default_out_dir(default_name).map_err(|e| {
+            eprintln!(
+                "bootaudit: cannot create a report folder in audit-reports/: {e} — choose one with --out"
+            );
+            exit_codes::HARNESS
+        })?,
+    };
     let folder = FolderReporter::create(&dir, console_files).map_err(|e| {
         eprintln!(
             "bootaudit: cannot create the report folder {}: {e} — choose another with --out",
@@ -101,12 +174,36 @@ pub fn reporters(
     if is_default {
         point_latest(&dir);
     }
+    let incomplete = folder.incomplete();
     let mut all: Vec<Box<dyn Reporter + Send>> =
         vec![Box::new(ProgressReporter::new()), Box::new(folder)];
     if let Some(github) = GithubReporter::from_env(common.github, common.format == Format::Json) {
         all.push(Box::new(github));
     }
-    Ok((dir, all))
+    Ok(Reporting {
+        dir,
+        reporters: all,
+        incomplete,
+    })
+}
+
+/// Print the machine output and give the exit code: the verdict's, or 3 when the report could
+/// not be written whole (a full disk) — what was written stays valid.
+pub fn finish(report: &crate::model::Report, reporting_failed: bool, format: Format) -> i32 {
+    if format == Format::Json {
+        print_stdout(&serde_json::to_string_pretty(report).expect("report serialises"));
+    }
+    match (reporting_failed, report.verdict) {
+        (true, v) if v != crate::model::Verdict::Interrupted => {
+            eprintln!(
+                "bootaudit: the report folder is incomplete (see the warnings above: a full \
+                 disk?) — the verdict was {}, but the run ends as an error of the host (exit 3)",
+                v.as_str()
+            );
+            exit_codes::HARNESS
+        }
+        _ => report.verdict.exit_code(),
+    }
 }
 
 async fn audit(common: CommonArgs, scope: Scope, iso: Option<PathBuf>) -> i32 {
@@ -133,7 +230,13 @@ async fn audit(common: CommonArgs, scope: Scope, iso: Option<PathBuf>) -> i32 {
         }
     }
     let cancel = Cancel::new();
-    let (out_dir, reporters) = match reporters(common.out.clone(), &name, true, &common) {
+    // Before anything is written: an interruption from here on writes the partial report.
+    signal::install(cancel.clone());
+    let Reporting {
+        dir: out_dir,
+        reporters,
+        incomplete,
+    } = match reporters(common.out.clone(), &name, true, &common) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -154,12 +257,12 @@ async fn audit(common: CommonArgs, scope: Scope, iso: Option<PathBuf>) -> i32 {
             return exit_codes::USAGE;
         }
     };
-    signal::install(cancel);
     let report = engine.run().await;
-    if common.format == Format::Json {
-        print_stdout(&serde_json::to_string_pretty(&report).expect("report serialises"));
-    }
-    report.verdict.exit_code()
+    finish(
+        &report,
+        incomplete.load(std::sync::atomic::Ordering::SeqCst),
+        common.format,
+    )
 }
 
 /// Machine output on stdout. A reader that went away (`| head`) is not an error of ours: the

@@ -31,6 +31,10 @@ pub enum Command {
     /// Compare two runs: conditions whose verdict changed, boot milestones and condition times
     /// that grew. Exit 1 on a regression, 0 when none, 2 on bad input.
     Compare(CompareArgs),
+    /// Reap what earlier runs that were killed (SIGKILL, a host crash) left behind: their QEMU
+    /// and probe processes, matched by pid, start time and command line, and their private
+    /// temporary folders. Every run, check and replay does this as it starts.
+    Clean,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 //! of named conditions over the serial console. See docs/architecture.md for the event flow.
 
 pub mod app;
+pub mod cleanup;
 pub mod cli;
 pub mod compare;
 pub mod config;

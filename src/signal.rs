@@ -63,6 +63,7 @@ pub fn install(cancel: Cancel) {
             } else {
                 eprintln!("\nbootaudit: quitting at once");
                 crate::qemu::process::kill_all_now();
+                crate::cleanup::remove_owned_now();
                 std::process::exit(crate::exit_codes::INTERRUPTED);
             }
         }

@@ -3,6 +3,7 @@
 //! devices, does KVM really run a guest).
 
 pub mod args;
+pub mod ending;
 pub mod firmware;
 pub mod probe;
 pub mod process;

@@ -106,11 +106,13 @@ impl QemuProcess {
                     Ok(mut child) => {
                         let pid = child.id() as i32;
                         LIVE.lock().map(|mut l| l.push(pid)).ok();
+                        crate::cleanup::track_process(pid);
                         let _ =
                             started_tx.send(Ok((pid, child.stdout.take(), child.stderr.take())));
                         // This thread must outlive the child: its exit would fire PDEATHSIG.
                         let status = child.wait();
                         LIVE.lock().map(|mut l| l.retain(|&p| p != pid)).ok();
+                        crate::cleanup::untrack_process(pid);
                         let _ = exit_tx.send(status);
                         exited_tx.send_replace(true);
                     }

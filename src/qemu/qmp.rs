@@ -1,5 +1,6 @@
 //! A minimal QMP client: the greeting, capability negotiation, and commands with their
-//! answers. Asynchronous events that arrive in between are skipped. Every read is bounded.
+//! answers. Asynchronous events that arrive in between are kept (the last few), for telling why
+//! a session ended. Every read is bounded.
 
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -24,7 +25,12 @@ pub struct Qmp {
     reader: BufReader<tokio::net::unix::OwnedReadHalf>,
     writer: tokio::net::unix::OwnedWriteHalf,
     timeout: Duration,
+    /// The latest events QEMU sent (SHUTDOWN, STOP, BLOCK_IO_ERROR…), oldest first.
+    events: Vec<Value>,
 }
+
+/// Events kept: a guest can make QEMU emit many (RTC changes); the telling ones come last.
+const EVENTS_KEPT: usize = 32;
 
 impl Qmp {
     /// Take over a connected QMP socket: read the greeting and leave negotiation mode.
@@ -37,6 +43,7 @@ impl Qmp {
             reader: BufReader::new(r),
             writer: w,
             timeout,
+            events: Vec::new(),
         };
         let greeting = qmp.read_message().await?;
         if greeting.get("QMP").is_none() {
@@ -64,6 +71,7 @@ impl Qmp {
         loop {
             let reply = self.read_message().await?;
             if reply.get("event").is_some() {
+                self.keep_event(reply);
                 continue;
             }
             if let Some(ret) = reply.get("return") {
@@ -81,6 +89,45 @@ impl Qmp {
             }
             return Err(QmpError::Protocol(reply.to_string()));
         }
+    }
+
+    fn keep_event(&mut self, event: Value) {
+        if self.events.len() == EVENTS_KEPT {
+            self.events.remove(0);
+        }
+        self.events.push(event);
+    }
+
+    /// Read the events QEMU sent until it closes the connection or `wait` passes.
+    pub async fn read_events(&mut self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        while let Ok(Ok(msg)) = tokio::time::timeout_at(until, self.read_message()).await {
+            if msg.get("event").is_some() {
+                self.keep_event(msg);
+            }
+        }
+    }
+
+    /// The `reason` of the last SHUTDOWN event (`guest-shutdown`, `guest-reset`, `host-signal`).
+    pub fn shutdown_reason(&self) -> Option<&str> {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "SHUTDOWN")
+            .and_then(|e| e["data"]["reason"].as_str())
+    }
+
+    /// A BLOCK_IO_ERROR said the host had no space left for a disk.
+    pub fn saw_no_space(&self) -> bool {
+        self.events
+            .iter()
+            .any(|e| e["event"] == "BLOCK_IO_ERROR" && e["data"]["nospace"] == true)
+    }
+
+    /// QEMU's run state (`running`, `paused`, `io-error`, `shutdown`…).
+    pub async fn run_state(&mut self) -> Option<String> {
+        let status = self.execute("query-status").await.ok()?;
+        status["status"].as_str().map(str::to_string)
     }
 
     /// Ask QEMU to quit; the connection closing is the expected answer.

@@ -1,6 +1,7 @@
 //! The private folder of one QEMU session: 0700, holding the QMP and serial sockets, the blank
 //! sparse disks, the run's copy of the UEFI variable store and, for a direct boot, the kernel
-//! and initrd taken from the ISO. Removed when dropped.
+//! and initrd taken from the ISO. Removed when dropped, and recorded for a later run to reap
+//! if this one is killed (see `crate::cleanup`).
 
 use super::firmware::{uefi_files, UefiFiles};
 use crate::config::profile::Machine;
@@ -9,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 pub struct Workspace {
-    dir: tempfile::TempDir,
+    dir: crate::cleanup::OwnedDir,
     pub qmp_socket: PathBuf,
     pub serial_socket: PathBuf,
     pub disks: Vec<PathBuf>,
@@ -21,9 +22,8 @@ pub struct Workspace {
 impl Workspace {
     pub fn create(machine: &Machine) -> std::io::Result<Workspace> {
         let firmware = uefi_files(machine).map_err(std::io::Error::other)?;
-        let dir = tempfile::Builder::new().prefix("bootaudit-").tempdir()?;
-        // tempdir is 0700 already; say so explicitly, the sockets inside rely on it.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+        // 0700: the sockets inside rely on it.
+        let dir = crate::cleanup::OwnedDir::create("bootaudit-")?;
         let mut disks = Vec::new();
         for (i, d) in machine.disks.iter().enumerate() {
             let path = dir.path().join(format!("disk{i}.img"));

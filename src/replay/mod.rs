@@ -48,7 +48,7 @@ fn quote_into(excerpt: &mut Vec<(u64, String)>, no: u64, line: &str) {
     }
 }
 
-use crate::cli::{Format, ReplayArgs};
+use crate::cli::ReplayArgs;
 use crate::config::ConditionDef;
 use crate::engine::events::{Event, Fanout};
 use crate::engine::{Engine, RunOptions, Scope};
@@ -96,7 +96,14 @@ pub async fn run(args: ReplayArgs) -> i32 {
     let name = named_by
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "log".into());
-    let (out_dir, reporters) = match crate::app::reporters(
+    // Ctrl-C stops the reading; the report is written, verdict `interrupted` (exit 130).
+    let cancel = crate::signal::Cancel::new();
+    crate::signal::install(cancel.clone());
+    let crate::app::Reporting {
+        dir: out_dir,
+        reporters,
+        incomplete,
+    } = match crate::app::reporters(
         common.out.clone(),
         &format!("replay-{name}"),
         false,
@@ -115,9 +122,6 @@ pub async fn run(args: ReplayArgs) -> i32 {
         iso: None,
         out_dir,
     };
-    // Ctrl-C stops the reading; the report is written, verdict `interrupted` (exit 130).
-    let cancel = crate::signal::Cancel::new();
-    crate::signal::install(cancel.clone());
     let mut engine = match Engine::new(config, opts, Fanout::new(reporters), cancel) {
         Ok(e) => e,
         Err(e) => {
@@ -127,12 +131,11 @@ pub async fn run(args: ReplayArgs) -> i32 {
     };
     engine.replay(log);
     let report = engine.run().await;
-    if common.format == Format::Json {
-        crate::app::print_stdout(
-            &serde_json::to_string_pretty(&report).expect("report serialises"),
-        );
-    }
-    report.verdict.exit_code()
+    crate::app::finish(
+        &report,
+        incomplete.load(std::sync::atomic::Ordering::SeqCst),
+        common.format,
+    )
 }
 
 /// What the two passes over the log found, per condition, whether it was an own log, and the
@@ -141,14 +144,13 @@ type Findings = (Vec<Finding>, bool, Vec<crate::model::Milestone>);
 
 /// Read the log: a survey pass, then the judging pass. Runs on a blocking thread; stops early
 /// (with what it has) when the run is interrupted. `archived`: the log is a run's serial.raw.
-fn read_log(
+fn read_log<R: std::io::Read>(
     plan: &Plan,
-    path: &Path,
+    open: impl Fn() -> std::io::Result<R>,
     archived: bool,
     cancel: &crate::signal::Cancel,
     mut milestones: crate::timeline::MilestoneScanner,
 ) -> std::io::Result<Findings> {
-    let open = || std::fs::File::open(path);
     let mut survey = foreign::Survey::new(&plan.facts);
     let mut own = archived;
     let mut lines: u64 = 0;
@@ -181,6 +183,16 @@ fn read_log(
     })?;
     judging.finish();
     Ok((judging.findings(), own, milestones.finish()))
+}
+
+/// Both passes of a replay over a log in memory: findings per condition, own log, milestones.
+pub fn judge_bytes(
+    plan: &Plan,
+    log: &[u8],
+    milestones: crate::timeline::MilestoneScanner,
+) -> (Vec<Finding>, bool, Vec<crate::model::Milestone>) {
+    let cancel = crate::signal::Cancel::new();
+    read_log(plan, || Ok(log), false, &cancel, milestones).expect("reading memory cannot fail")
 }
 
 /// A `serial.raw` in a report folder of `bootaudit run` (beside its serial.timing and
@@ -220,7 +232,13 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
             let cancel = engine.cancel.clone();
             let milestones = engine.milestone_scanner();
             tokio::task::spawn_blocking(move || {
-                read_log(&plan, &path, archived, &cancel, milestones)
+                read_log(
+                    &plan,
+                    || std::fs::File::open(&path),
+                    archived,
+                    &cancel,
+                    milestones,
+                )
             })
             .await
             .map_err(|e| format!("internal error: {e}"))

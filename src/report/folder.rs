@@ -1,6 +1,9 @@
 //! The report folder of SPEC.md: serial.raw (+ serial.timing), serial.log, qemu.log,
-//! conditions/ID.log, diagnostics/ID/, report.json and junit.xml. A failure to write a side
-//! output is remembered as a warning; it never changes a verdict.
+//! conditions/ID.log, diagnostics/ID/, report.json, junit.xml and report.html. A failure to
+//! write (a full disk) never changes a verdict, but it is warned about and marks the report
+//! incomplete, which the run's exit code says (3). report.json, junit.xml and report.html are
+//! written aside and renamed, so each is whole or absent. No write follows a symlink: the
+//! folder and its entries must be what they seem, or the folder is refused.
 
 use crate::engine::events::{Event, Millis, Reporter};
 use crate::model::{ConditionReport, Report};
@@ -9,6 +12,73 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Set when something of the report could not be written.
+pub type Incomplete = Arc<AtomicBool>;
+
+/// The entries a report folder may hold (refused as symlinks).
+const ENTRIES: [&str; 9] = [
+    "serial.raw",
+    "serial.timing",
+    "serial.log",
+    "qemu.log",
+    "report.json",
+    "junit.xml",
+    "report.html",
+    "conditions",
+    "diagnostics",
+];
+
+/// Create (or truncate) a file without following a symlink at its name.
+fn create_file(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// A folder at `path`, made if missing; a symlink there is refused, not followed.
+fn real_dir(path: &Path) -> std::io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} is a symlink; a report is never written through one",
+                path.display()
+            ),
+        )),
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is not a folder", path.display()),
+        )),
+        Err(_) => fs::create_dir(path),
+    }
+}
+
+/// Write a whole file: aside first, then renamed over the name, so a full disk leaves the
+/// file absent (or as it was), never cut.
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let written =
+        create_file(&tmp).and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_data()));
+    match written.and_then(|_| fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
 
 pub struct FolderReporter {
     dir: PathBuf,
@@ -17,12 +87,12 @@ pub struct FolderReporter {
     serial_log: Option<BufWriter<File>>,
     qemu_log: Option<BufWriter<File>>,
     raw_offset: u64,
+    /// Holds only the console's unfinished line: complete lines go out at once.
     normalizer: Normalizer,
-    /// How much of the normaliser's text has been written out as lines.
-    emitted: usize,
     current: Option<String>,
-    transcripts: BTreeMap<String, String>,
+    transcripts: BTreeMap<String, BoundedText>,
     pub warnings: Vec<String>,
+    incomplete: Incomplete,
 }
 
 impl FolderReporter {
@@ -30,11 +100,28 @@ impl FolderReporter {
     /// Without `console` (replay: the log is the input, not copied) there are no serial.* or
     /// qemu.log files.
     pub fn create(dir: &Path, console: bool) -> std::io::Result<FolderReporter> {
-        fs::create_dir_all(dir.join("conditions"))?;
-        fs::create_dir_all(dir.join("diagnostics"))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent)?;
+        }
+        real_dir(dir)?;
+        for entry in ENTRIES {
+            let path = dir.join(entry);
+            if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is a symlink; a report is never written through one — remove it \
+                         or choose another folder",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        real_dir(&dir.join("conditions"))?;
+        real_dir(&dir.join("diagnostics"))?;
         let open = |name: &str| {
             console
-                .then(|| File::create(dir.join(name)).map(BufWriter::new))
+                .then(|| create_file(&dir.join(name)).map(BufWriter::new))
                 .transpose()
         };
         Ok(FolderReporter {
@@ -45,14 +132,20 @@ impl FolderReporter {
             qemu_log: open("qemu.log")?,
             raw_offset: 0,
             normalizer: Normalizer::new(),
-            emitted: 0,
             current: None,
             transcripts: BTreeMap::new(),
             warnings: Vec::new(),
+            incomplete: Incomplete::default(),
         })
     }
 
+    /// Turns true if any part of the report could not be written.
+    pub fn incomplete(&self) -> Incomplete {
+        self.incomplete.clone()
+    }
+
     fn warn(&mut self, what: &str, e: std::io::Error) {
+        self.incomplete.store(true, Ordering::SeqCst);
         let w = format!("could not write {what}: {e}");
         eprintln!("bootaudit: warning: {w}");
         self.warnings.push(w);
@@ -76,30 +169,23 @@ impl FolderReporter {
     fn log_line(&mut self, at: Millis, dir: char, text: &str) {
         let line = format!("{:>9.3} {dir} {text}\n", at as f64 / 1000.0);
         self.write(|s| &mut s.serial_log, "serial.log", line.as_bytes());
+        self.add_to_transcript(&line);
+    }
+
+    /// Append to the current condition's transcript.
+    fn add_to_transcript(&mut self, text: &str) {
         if let Some(id) = &self.current {
             self.transcripts
                 .entry(id.clone())
                 .or_default()
-                .push_str(&line);
+                .push_str(text);
         }
     }
 
     /// Emit every complete normalised line received so far.
     fn flush_lines(&mut self, at: Millis, all: bool) {
-        let text = self.normalizer.text();
-        let end = if all {
-            text.len()
-        } else {
-            text[self.emitted..]
-                .rfind('\n')
-                .map(|i| self.emitted + i + 1)
-                .unwrap_or(self.emitted)
-        };
-        if end <= self.emitted {
-            return;
-        }
-        let chunk = text[self.emitted..end].to_string();
-        self.emitted = end;
+        let mut chunk = String::new();
+        self.normalizer.take_lines(&mut chunk, all);
         // Stamped when complete, so received and sent lines stay in time order.
         for line in chunk.lines() {
             if !line.trim().is_empty() {
@@ -110,16 +196,15 @@ impl FolderReporter {
 
     fn note(&mut self, at: Millis, text: &str) {
         let line = format!("{:>9.3} : {text}\n", at as f64 / 1000.0);
-        if let Some(id) = &self.current {
-            self.transcripts
-                .entry(id.clone())
-                .or_default()
-                .push_str(&line);
-        }
+        self.add_to_transcript(&line);
     }
 
     fn finish_condition(&mut self, c: &ConditionReport) {
-        let transcript = self.transcripts.get(&c.id).cloned().unwrap_or_default();
+        let transcript = self
+            .transcripts
+            .get(&c.id)
+            .map(BoundedText::to_text)
+            .unwrap_or_default();
         let mut text = format!(
             "condition: {}\nphase: {}\nstatus: {}\nmessage: {}\nevidence: {}\nstarted: +{:.3}s\nduration: {:.3}s\n",
             c.id,
@@ -146,7 +231,7 @@ impl FolderReporter {
             text.push_str(&transcript);
         }
         let path = self.dir.join("conditions").join(format!("{}.log", c.id));
-        if let Err(e) = fs::write(&path, text) {
+        if let Err(e) = create_file(&path).and_then(|mut f| f.write_all(text.as_bytes())) {
             self.warn(&path.display().to_string(), e);
         }
         if self.current.as_deref() == Some(c.id.as_str()) {
@@ -165,33 +250,40 @@ impl FolderReporter {
         .into_iter()
         .flatten()
         {
-            let _ = w.flush();
+            if let Err(e) = w.flush() {
+                self.incomplete.store(true, Ordering::SeqCst);
+                eprintln!("bootaudit: warning: could not write the console logs: {e}");
+            }
         }
         let json = serde_json::to_string_pretty(report).expect("report serialises");
-        if let Err(e) = fs::write(self.dir.join("report.json"), json + "\n") {
+        if let Err(e) = write_whole(&self.dir.join("report.json"), (json + "\n").as_bytes()) {
             self.warn("report.json", e);
         }
-        let xml = super::junit::render(report, &self.transcripts, &self.dir);
-        if let Err(e) = fs::write(self.dir.join("junit.xml"), xml) {
+        let transcripts: BTreeMap<String, String> = self
+            .transcripts
+            .iter()
+            .map(|(id, t)| (id.clone(), t.to_text()))
+            .collect();
+        let xml = super::junit::render(report, &transcripts, &self.dir);
+        if let Err(e) = write_whole(&self.dir.join("junit.xml"), xml.as_bytes()) {
             self.warn("junit.xml", e);
         }
-        self.write_html(report);
+        self.write_html(report, &transcripts);
     }
 
     /// report.html, with the head of serial.log where the run has one. Rendering only reads
     /// the report; should it fail all the same, the verdict stands and the page is missing.
-    fn write_html(&mut self, report: &Report) {
+    fn write_html(&mut self, report: &Report, transcripts: &BTreeMap<String, String>) {
         let serial = self
             .serial_log
             .is_some()
             .then(|| super::html::SerialLog::read_head(&self.dir.join("serial.log")).ok())
             .flatten();
-        let transcripts = &self.transcripts;
         let page = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             super::html::render(report, transcripts, serial.as_ref())
         }));
         let written = match page {
-            Ok(page) => fs::write(self.dir.join("report.html"), page),
+            Ok(page) => write_whole(&self.dir.join("report.html"), page.as_bytes()),
             Err(_) => Err(std::io::Error::other("rendering failed (a bug)")),
         };
         if let Err(e) = written {
@@ -241,8 +333,10 @@ impl Reporter for FolderReporter {
             }
             Event::Diagnostic { id, name, content } => {
                 let dir = self.dir.join("diagnostics").join(id);
-                let result = fs::create_dir_all(&dir)
-                    .and_then(|_| fs::write(dir.join(format!("{name}.txt")), content));
+                let result = real_dir(&dir).and_then(|_| {
+                    create_file(&dir.join(format!("{name}.txt")))
+                        .and_then(|mut f| f.write_all(content.as_bytes()))
+                });
                 if let Err(e) = result {
                     self.warn(&format!("diagnostics/{id}/{name}.txt"), e);
                 }
@@ -251,5 +345,96 @@ impl Reporter for FolderReporter {
             Event::RunFinished(report) => self.finish_run(report),
             Event::RunStarted { .. } | Event::PhaseStarted(_) | Event::Note(_) => {}
         }
+    }
+}
+
+/// A condition's transcript held in memory with a bound: a guest flooding its console for
+/// minutes must not grow the harness. The head (how the wait began) and the latest tail (how it
+/// ended) are kept; what lies between is counted, and serial.log has all of it.
+#[derive(Debug, Default)]
+struct BoundedText {
+    head: String,
+    tail: String,
+    omitted: u64,
+}
+
+/// Bytes kept of a transcript's beginning.
+const TRANSCRIPT_HEAD: usize = 1 << 20;
+/// Bytes kept of its end (up to twice this between trims).
+const TRANSCRIPT_TAIL: usize = 3 << 20;
+
+impl BoundedText {
+    fn push_str(&mut self, text: &str) {
+        if self.tail.is_empty() && self.head.len() + text.len() <= TRANSCRIPT_HEAD {
+            self.head.push_str(text);
+            return;
+        }
+        self.tail.push_str(text);
+        if self.tail.len() > 2 * TRANSCRIPT_TAIL {
+            let mut cut = self.tail.len() - TRANSCRIPT_TAIL;
+            // At a line start where there is one, else at a character boundary.
+            cut = match self.tail[cut..].find('\n') {
+                Some(i) if i < TRANSCRIPT_TAIL / 2 => cut + i + 1,
+                _ => (cut..self.tail.len())
+                    .find(|&i| self.tail.is_char_boundary(i))
+                    .unwrap_or(self.tail.len()),
+            };
+            self.tail.drain(..cut);
+            self.omitted += cut as u64;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.head.len() + self.tail.len()
+    }
+
+    fn to_text(&self) -> String {
+        let mut text = String::with_capacity(self.len() + 100);
+        text.push_str(&self.head);
+        if self.omitted > 0 {
+            text.push_str(&format!(
+                "[… {} bytes of this transcript omitted here to bound memory; serial.log has them]\n",
+                self.omitted
+            ));
+        }
+        text.push_str(&self.tail);
+        text
+    }
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    use super::*;
+
+    #[test]
+    fn a_flooded_transcript_keeps_its_head_and_latest_tail_within_bounds() {
+        let mut t = BoundedText::default();
+        let line = "x".repeat(99) + "\n";
+        for i in 0..200_000 {
+            t.push_str(&line);
+            assert!(
+                t.len() <= TRANSCRIPT_HEAD + 2 * TRANSCRIPT_TAIL + line.len(),
+                "{i}"
+            );
+        }
+        t.push_str("the last line\n");
+        let text = t.to_text();
+        assert!(text.starts_with(&line));
+        assert!(text.ends_with("the last line\n"));
+        assert!(text.contains("bytes of this transcript omitted"), "no note");
+        assert!(t.omitted > 0);
+        // Cut at line starts: every kept line is whole.
+        assert!(
+            text.lines().all(|l| l.len() == 99 || !l.starts_with('x')),
+            "a line was cut"
+        );
+    }
+
+    #[test]
+    fn a_huge_line_is_cut_at_a_character_boundary() {
+        let mut t = BoundedText::default();
+        t.push_str(&"é".repeat(5 << 20));
+        assert!(t.len() <= TRANSCRIPT_HEAD + 2 * TRANSCRIPT_TAIL);
+        let _ = t.to_text();
     }
 }

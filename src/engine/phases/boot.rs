@@ -14,6 +14,7 @@ use crate::engine::events::{Event, Fanout};
 use crate::engine::Engine;
 use crate::judge::{console as verdicts, ProbeJudge, ProbeVerdict};
 use crate::model::{BootInfo, Outcome, Status};
+use crate::qemu::ending::{self, Ending, Observed};
 use crate::qemu::{args, process::QemuProcess, qmp::Qmp, workspace::Workspace};
 use bootaudit_console::{Console, ConsoleEvent, FnSink};
 use bootaudit_iso::{BootEntry, ConfigKind, IsoImage};
@@ -47,6 +48,9 @@ struct Session {
     /// Why the guest can no longer be judged (panic, QEMU gone), and the condition that saw it:
     /// later conditions fail at once, naming it as their likely cause.
     fatal: Option<(String, String)>,
+    /// The fatal end was the infrastructure's (QEMU killed, the socket lost), not the image's:
+    /// what could not be judged after it is an error, not a failure.
+    fatal_is_infra: bool,
     shell_ready: bool,
     /// A `grants_root` probe passed: root commands work.
     root: bool,
@@ -270,8 +274,8 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
         uefi: ws.uefi.as_ref(),
         direct: direct.as_ref(),
     };
-    let argv =
-        args::build(&launch).map_err(|e| Outcome::fail(format!("profile machine: {e}"), ""))?;
+    let argv = args::build(&launch)
+        .map_err(|e| Outcome::error(format!("the profile's machine cannot be started: {e}")))?;
     let cmdline = format!("{} {}", machine.qemu, argv.join(" "));
     engine.emit(Event::QemuLog {
         text: &format!("# boot\n$ {cmdline}\n"),
@@ -280,10 +284,12 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
         .map_err(|e| Outcome::error(format!("cannot create {}: {e}", ws.qemu_log.display())))?;
     let power_on_ms = engine.now_ms();
     let mut qemu = QemuProcess::spawn(&machine.qemu, &argv, log).map_err(|e| {
-        Outcome::fail(
-            format!("cannot start {}: {e}", machine.qemu),
-            cmdline.clone(),
-        )
+        let mut o = Outcome::error(format!(
+            "cannot start {}: {e} — not a fault of the image",
+            machine.qemu
+        ));
+        o.evidence = cmdline.clone();
+        o
     })?;
     engine.facts.timeline = Some(crate::model::Timeline {
         power_on_ms: Some(power_on_ms),
@@ -297,18 +303,23 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
     let connected = tokio::select! {
         r = tokio::time::timeout(Duration::from_secs(20), connect) => r,
         _ = wait_exit(&mut qemu) => {
-            let out = std::fs::read_to_string(&ws.qemu_log).unwrap_or_default();
-            return Err(Outcome::fail(format!("QEMU exited during start-up: {}", last_lines(&out, 2)), cmdline));
+            let log = std::fs::read_to_string(&ws.qemu_log).unwrap_or_default();
+            let ending = ending::classify(&Observed { status: qemu.try_exit(), log: &log, ..Default::default() });
+            let mut o = Outcome::error(format!("QEMU ended during start-up: {}", ending.describe()));
+            o.evidence = cmdline;
+            return Err(o);
         }
     };
     let (serial, qmp_stream) = match connected {
         Ok(Ok(pair)) => pair,
         Ok(Err(e)) => return Err(Outcome::error(format!("accepting QEMU's sockets: {e}"))),
         Err(_) => {
-            return Err(Outcome::fail(
-                "QEMU did not connect its serial console and QMP within 20 s",
-                cmdline,
-            ))
+            let mut o = Outcome::error(
+                "QEMU did not connect its serial console and QMP within 20 s — an overloaded \
+                 host or a broken QEMU; not a fault of the image",
+            );
+            o.evidence = cmdline;
+            return Err(o);
         }
     };
     let qmp = Qmp::handshake(qmp_stream, Duration::from_secs(10))
@@ -350,6 +361,7 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
         qmp,
         dialogue,
         fatal: None,
+        fatal_is_infra: false,
         shell_ready: false,
         root: false,
         contract,
@@ -492,7 +504,10 @@ async fn judge(engine: &mut Engine, s: &mut Session, def: &ConditionDef) -> Outc
                 }
             }
         }
-        return Outcome::fail(format!("not judged: {why}"), "");
+        return match s.fatal_is_infra {
+            true => Outcome::error(format!("not judged: {why}")),
+            false => Outcome::fail(format!("not judged: {why}"), ""),
+        };
     }
     if let Some(hit) = s.dialogue.earlier_hit_for(&def.id) {
         return fatal_line(s, &hit.pattern_name, &hit.line, true).await;
@@ -538,9 +553,22 @@ async fn judge(engine: &mut Engine, s: &mut Session, def: &ConditionDef) -> Outc
         o.evidence = outcome.evidence;
         return o;
     }
-    // Only a stall during this condition's wait speaks for it: one early in the boot says
-    // nothing of a hang minutes later.
     if outcome.timed_out {
+        if let Some(ending) = paused_by_qemu(s).await {
+            let why = format!("{} during {}", ending.describe(), def.id);
+            if s.fatal.is_none() {
+                s.fatal = Some((why.clone(), def.id.clone()));
+                s.fatal_is_infra = !ending.is_image_fault();
+            }
+            let mut o = match ending.is_image_fault() {
+                true => Outcome::fail(why, ""),
+                false => Outcome::error(format!("could not judge: {why}")),
+            };
+            o.evidence = outcome.evidence;
+            return o;
+        }
+        // Only a stall during this condition's wait speaks for it: one early in the boot says
+        // nothing of a hang minutes later.
         if let Some(stall) = s.dialogue.stall_since(started) {
             return starved(outcome, &stall.pattern_name, &stall.line);
         }
@@ -593,26 +621,74 @@ async fn wait_failure(
             line,
         ),
         WaitError::Closed { tail } => {
-            let why = match s.qemu.try_exit() {
-                Some(status) => format!("QEMU exited ({status})"),
-                None => "the serial console closed".to_string(),
-            };
+            let ending = why_it_ended(s).await;
+            let why = format!("{} during {}", ending.describe(), s.dialogue.current);
             let first = s.fatal.is_none();
             if first {
                 s.fatal = Some((why.clone(), s.dialogue.current.clone()));
+                s.fatal_is_infra = !ending.is_image_fault();
             }
-            let mut o = Outcome::fail(
-                format!(
-                    "{waiting_for}: {why}; the console last showed: {}",
-                    quote(&last_lines(&tail, 3))
-                ),
-                last_lines(&tail, 10),
+            let message = format!(
+                "{why} ({waiting_for}); the console last showed: {}",
+                quote(&last_lines(&tail, 3))
             );
+            let mut o = match ending.is_image_fault() {
+                true => Outcome::fail(message, last_lines(&tail, 10)),
+                false => {
+                    let mut o = Outcome::error(message);
+                    o.evidence = last_lines(&tail, 10);
+                    o
+                }
+            };
             o.root_cause = first;
             o
         }
         WaitError::Cancelled => Outcome::skip("interrupted"),
     }
+}
+
+/// The console closed: ask QEMU why — its exit status, the SHUTDOWN event's reason, its run
+/// state if it still runs, its log. Bounded: a few seconds at most.
+async fn why_it_ended(s: &mut Session) -> Ending {
+    // The socket closes as QEMU exits; give it a moment to be reaped.
+    let _ = tokio::time::timeout(Duration::from_secs(3), wait_exit(&mut s.qemu)).await;
+    let status = s.qemu.try_exit();
+    let mut run_state = None;
+    if let Some(q) = s.qmp.as_mut() {
+        match status {
+            Some(_) => q.read_events(Duration::from_secs(1)).await,
+            None => {
+                run_state = tokio::time::timeout(Duration::from_secs(3), q.run_state())
+                    .await
+                    .ok()
+                    .flatten()
+            }
+        }
+    }
+    let log = std::fs::read_to_string(&s.qemu_log).unwrap_or_default();
+    ending::classify(&Observed {
+        status,
+        shutdown_reason: s.qmp.as_ref().and_then(|q| q.shutdown_reason()),
+        run_state: run_state.as_deref(),
+        no_space: s.qmp.as_ref().is_some_and(|q| q.saw_no_space()),
+        log: &log,
+    })
+}
+
+/// After a wait ran out of time: a guest QEMU paused (its disk's host out of space, an internal
+/// error) could never have answered — that is the host's doing, not the image's.
+async fn paused_by_qemu(s: &mut Session) -> Option<Ending> {
+    let q = s.qmp.as_mut()?;
+    let state = tokio::time::timeout(Duration::from_secs(3), q.run_state())
+        .await
+        .ok()
+        .flatten()?;
+    let ending = ending::classify(&Observed {
+        run_state: Some(&state),
+        no_space: q.saw_no_space(),
+        ..Default::default()
+    });
+    (state != "running" && !matches!(ending, Ending::SerialLost)).then_some(ending)
 }
 
 /// A failure signature concerning this condition: fail quoting the line. Signatures that

@@ -144,6 +144,7 @@ fn run_nix(
     }
     let mut child = cmd.spawn()?;
     let pid = child.id() as libc::pid_t;
+    crate::cleanup::track_process(pid);
     fn drain(r: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
         std::thread::spawn(move || {
             let mut b = Vec::new();
@@ -158,8 +159,11 @@ fn run_nix(
     let started = Instant::now();
     let mut stop_sent: Option<Instant> = None;
     let exit = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) => {}
+            // Not waitable: the group is killed below all the same.
+            Err(_) => break None,
         }
         match stop_sent {
             None if cancel.is_cancelled() || started.elapsed() > limit => {
@@ -178,6 +182,7 @@ fn run_nix(
     // Whatever nix left in its group (its builders have sessions of their own, ended by nix).
     // SAFETY: kill(2) of the process group we created.
     unsafe { libc::kill(-pid, libc::SIGKILL) };
+    crate::cleanup::untrack_process(pid);
     Ok(NixRun {
         exit,
         stdout: stdout.join().unwrap_or_default(),
