@@ -56,6 +56,8 @@ fn image(variant: &str) -> PathBuf {
 
 struct Run {
     code: i32,
+    /// What the terminal showed: the progress on stderr and the JSON on stdout.
+    terminal: String,
     report: Value,
     out: tempfile::TempDir,
 }
@@ -226,10 +228,10 @@ fn audit_once(variant: &str, extra: &[&str]) -> Run {
         text
     });
     let output = child.wait_with_output().expect("run bootaudit");
+    let progress = stderr.join().unwrap();
     eprintln!(
-        "{variant}: {:.0}s\n{}",
+        "{variant}: {:.0}s\n{progress}",
         started.elapsed().as_secs_f64(),
-        stderr.join().unwrap()
     );
     let report: Value = serde_json::from_slice(&output.stdout).expect("stdout is the JSON report");
     let from_file: Value =
@@ -240,6 +242,7 @@ fn audit_once(variant: &str, extra: &[&str]) -> Run {
     roxmltree::Document::parse(&xml).expect("junit.xml is well-formed");
     Run {
         code: output.status.code().unwrap_or(-1),
+        terminal: progress + &String::from_utf8_lossy(&output.stdout),
         report,
         out,
     }
@@ -891,59 +894,260 @@ fn alive(pid: u32) -> bool {
         .is_ok_and(|s| !s.rsplit_once(") ").is_some_and(|r| r.1.starts_with('Z')))
 }
 
-fn kill_mid_boot(signal: i32) -> (std::process::ExitStatus, Vec<u32>, tempfile::TempDir) {
+/// What the kill campaign does to a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blow {
+    /// A signal to bootaudit, at a random moment from its start.
+    Audit(i32),
+    /// A signal to the boot's QEMU, at a random moment after it started.
+    Qemu(i32),
+}
+
+/// Every process whose command line names `path` (the runs' TMPDIR: QEMU's sockets and disks).
+fn processes_naming(path: &Path) -> Vec<(u32, String)> {
+    let needle = path.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(&needle) && alive(pid) {
+            found.push((pid, cmd));
+        }
+    }
+    found
+}
+
+/// The kill campaign: audits of the healthy image, each hit at a random moment of its real
+/// boot with SIGINT, SIGTERM or SIGKILL, or with its QEMU killed (SIGKILL, SIGTERM) or crashed
+/// (SIGABRT). After each: no process is left, every report written is valid and the exit code
+/// follows SPEC (130 for an interruption, 3 for a QEMU killed from outside, never a failed
+/// condition); each later run reaps what a SIGKILLed one left, reporting it once; after the
+/// campaign, `bootaudit clean` leaves no temporary folder and no record. A few runs here;
+/// benches/kill_campaign.sh runs the long campaign with KILL_CAMPAIGN_RUNS.
+#[test]
+fn kill_campaign_leaves_nothing_behind() {
+    let runs: usize = std::env::var("KILL_CAMPAIGN_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(6);
+    let seed: u64 = std::env::var("KILL_CAMPAIGN_SEED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    eprintln!("kill campaign: {runs} runs, KILL_CAMPAIGN_SEED={seed}");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let blows = [
+        Blow::Audit(libc::SIGINT),
+        Blow::Qemu(libc::SIGKILL),
+        Blow::Audit(libc::SIGKILL),
+        Blow::Audit(libc::SIGTERM),
+        Blow::Qemu(libc::SIGTERM),
+        Blow::Qemu(libc::SIGABRT),
+    ];
     let iso = image("healthy");
-    let out = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let runs_tmp = tmp.path().join("tmp");
+    std::fs::create_dir(&runs_tmp).unwrap();
+    let bootaudit = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_bootaudit"));
+        c.envs(FIXTURE_PASSWORDS.iter().copied())
+            .env("TMPDIR", &runs_tmp)
+            .env("BOOTAUDIT_STATE_DIR", state.path())
+            .args(args);
+        c
+    };
     let _slot = boot_slot();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bootaudit"))
-        .envs(FIXTURE_PASSWORDS.iter().copied())
-        .args(["run", "--iso"])
-        .arg(&iso)
-        .arg("--out")
-        .arg(out.path())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut qemus = Vec::new();
-    while qemus.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        // virt.qemu-start's short QEMU comes and goes; the boot's has the ISO as a cdrom.
-        qemus = qemu_children(child.id(), "media=cdrom");
-    }
-    assert!(!qemus.is_empty(), "QEMU did not start within 60 s");
-    std::thread::sleep(Duration::from_secs(2));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, signal) };
-    let status = child.wait().unwrap();
-    (status, qemus, out)
-}
-
-#[test]
-fn kill_9_mid_boot_leaves_no_qemu() {
-    let (_, qemus, _out) = kill_mid_boot(libc::SIGKILL);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while qemus.iter().any(|&p| alive(p)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let survivors: Vec<_> = qemus.iter().filter(|&&p| alive(p)).collect();
-    assert!(
-        survivors.is_empty(),
-        "QEMU survived kill -9 of bootaudit: {survivors:?}"
-    );
-}
-
-#[test]
-fn ctrl_c_mid_boot_writes_a_partial_report() {
-    let (status, qemus, out) = kill_mid_boot(libc::SIGINT);
-    assert_eq!(status.code(), Some(130));
-    assert!(qemus.iter().all(|&p| !alive(p)), "QEMU survived Ctrl-C");
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
+    let mut problems = Vec::new();
+    let mut tally: BTreeMap<String, (usize, BTreeMap<String, usize>)> = BTreeMap::new();
+    let mut killed_pid: Option<u32> = None;
+    for i in 0..runs {
+        let blow = blows[i % blows.len()];
+        let out = tmp.path().join(format!("out-{i}"));
+        let err_path = tmp.path().join(format!("stderr-{i}"));
+        let started = Instant::now();
+        let mut child = bootaudit(&["run", "--iso", iso.to_str().unwrap(), "--out"])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
             .unwrap();
-    assert_eq!(report["verdict"], "interrupted");
-    roxmltree::Document::parse(&std::fs::read_to_string(out.path().join("junit.xml")).unwrap())
-        .unwrap();
+        let mut qemus: Vec<u32> = Vec::new();
+        let at = match blow {
+            Blow::Audit(sig) => {
+                let delay = Duration::from_millis(rng.u64(300..15_000));
+                while started.elapsed() < delay {
+                    std::thread::sleep(Duration::from_millis(50));
+                    for q in qemu_children(child.id(), "media=cdrom") {
+                        if !qemus.contains(&q) {
+                            qemus.push(q);
+                        }
+                    }
+                }
+                // SAFETY: signalling our own child.
+                unsafe { libc::kill(child.id() as i32, sig) };
+                format!("bootaudit at {:.1}s", delay.as_secs_f64())
+            }
+            Blow::Qemu(sig) => {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while qemus.is_empty() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                    qemus = qemu_children(child.id(), "media=cdrom");
+                }
+                assert!(!qemus.is_empty(), "run {i}: QEMU did not start within 60 s");
+                let delay = Duration::from_millis(rng.u64(0..10_000));
+                std::thread::sleep(delay);
+                // SAFETY: signalling our child's child.
+                unsafe { libc::kill(qemus[0] as i32, sig) };
+                format!("QEMU {:.1}s after its start", delay.as_secs_f64())
+            }
+        };
+        // Bounded: a run that hangs after its blow is a failure of the campaign.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                problems.push(format!("run {i} ({blow:?}): hung for 120 s after the blow"));
+                break child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+        let ended = match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
+            (Some(c), _) => format!("exit {c}"),
+            (_, Some(s)) => format!("signal {s}"),
+            _ => "?".into(),
+        };
+        let (name, expected) = match blow {
+            Blow::Audit(libc::SIGKILL) => ("SIGKILL to bootaudit", "signal 9"),
+            Blow::Audit(libc::SIGINT) => ("SIGINT to bootaudit", "exit 130"),
+            Blow::Audit(_) => ("SIGTERM to bootaudit", "exit 130"),
+            Blow::Qemu(libc::SIGKILL) => ("SIGKILL to QEMU", "exit 3"),
+            Blow::Qemu(libc::SIGTERM) => ("SIGTERM to QEMU", "exit 3"),
+            Blow::Qemu(_) => ("SIGABRT to QEMU", "exit 3"),
+        };
+        let entry = tally.entry(name.to_string()).or_default();
+        entry.0 += 1;
+        *entry.1.entry(ended.clone()).or_default() += 1;
+        eprintln!("run {i}: {name} ({at}) → {ended}");
+        if ended != expected {
+            problems.push(format!(
+                "run {i} ({name}, {at}): {ended}, SPEC says {expected}\n{stderr}"
+            ));
+        }
+        // A SIGKILLed run's leftovers are reaped, and reported, by the next run.
+        if let Some(pid) = killed_pid.take() {
+            if !stderr.contains(&format!("an earlier run (pid {pid},")) {
+                problems.push(format!(
+                    "run {i}: did not report reaping SIGKILLed run {pid}:\n{stderr}"
+                ));
+            }
+        }
+        if blow == Blow::Audit(libc::SIGKILL) {
+            killed_pid = Some(child.id());
+        }
+        // No process is left: QEMU dies with bootaudit (at once, or by PDEATHSIG).
+        let gone_by = Instant::now() + Duration::from_secs(5);
+        while (!processes_naming(&runs_tmp).is_empty() || qemus.iter().any(|&p| alive(p)))
+            && Instant::now() < gone_by
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for (pid, cmd) in processes_naming(&runs_tmp) {
+            problems.push(format!("run {i} ({name}): process {pid} left: {cmd}"));
+            // SAFETY: a leftover of this test's own runs.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        // Every report written is valid.
+        match std::fs::read_to_string(out.join("report.json")) {
+            Ok(text) => match serde_json::from_str::<Value>(&text) {
+                Ok(report) => {
+                    let want = match expected {
+                        "exit 130" => Some("interrupted"),
+                        "exit 3" => Some("error"),
+                        _ => None,
+                    };
+                    if want.is_some() && report["verdict"].as_str() != want {
+                        problems.push(format!(
+                            "run {i} ({name}): verdict {} in report.json",
+                            report["verdict"]
+                        ));
+                    }
+                    for c in report["conditions"].as_array().unwrap() {
+                        if c["status"] == "fail" {
+                            problems.push(format!(
+                                "run {i} ({name}): {} failed — the image was blamed: {}",
+                                c["id"], c["message"]
+                            ));
+                        }
+                    }
+                    if matches!(blow, Blow::Qemu(_)) {
+                        let says = report["conditions"].as_array().unwrap().iter().any(|c| {
+                            c["status"] == "error"
+                                && c["message"]
+                                    .as_str()
+                                    .is_some_and(|m| m.contains("not a fault of the image"))
+                        });
+                        if !says {
+                            problems.push(format!(
+                                "run {i} ({name}): no error says it is not the image's fault"
+                            ));
+                        }
+                    }
+                }
+                Err(e) => problems.push(format!("run {i} ({name}): report.json invalid: {e}")),
+            },
+            Err(_) if blow == Blow::Audit(libc::SIGKILL) => {}
+            Err(e) => problems.push(format!("run {i} ({name}): no report.json: {e}")),
+        }
+        if let Ok(xml) = std::fs::read_to_string(out.join("junit.xml")) {
+            if let Err(e) = roxmltree::Document::parse(&xml) {
+                problems.push(format!("run {i} ({name}): junit.xml invalid: {e}"));
+            }
+        }
+    }
+    let clean = bootaudit(&["clean"]).output().unwrap();
+    let clean_out = String::from_utf8_lossy(&clean.stdout);
+    if let Some(pid) = killed_pid {
+        if !clean_out.contains(&format!("an earlier run (pid {pid},")) {
+            problems.push(format!(
+                "clean did not reap SIGKILLed run {pid}:\n{clean_out}"
+            ));
+        }
+    }
+    assert_eq!(clean.status.code(), Some(0), "bootaudit clean: {clean_out}");
+    let left: Vec<_> = std::fs::read_dir(&runs_tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let records: Vec<_> = std::fs::read_dir(state.path().join("runs"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    eprintln!(
+        "kill campaign (seed {seed}): {runs} runs; temporary folders left after clean: {}; records left: {}",
+        left.len(),
+        records.len()
+    );
+    for (name, (n, ends)) in &tally {
+        eprintln!("  {name}: {n} runs, {ends:?}");
+    }
+    if !left.is_empty() {
+        problems.push(format!("left in TMPDIR after clean: {left:?}"));
+    }
+    if !records.is_empty() {
+        problems.push(format!("cleanup records left: {records:?}"));
+    }
+    assert!(problems.is_empty(), "seed {seed}:\n{}", problems.join("\n"));
 }
 
 // ---- images that are not pre-nixos: each with its profile from fixtures/profiles/ --------
@@ -997,9 +1201,30 @@ fn expect_verdicts(run: &Run, fail: &[&str], blocked: &[(&str, &str)]) {
     assert_eq!(run.code, if fail.is_empty() { 0 } else { 1 }, "exit code");
 }
 
-/// No file of the report folder holds any of the test images' passwords.
+/// No file of the report folder (serial.*, transcripts, report.json, junit.xml, report.html,
+/// qemu.log, diagnostics), nor the terminal, holds any of the test images' passwords.
 fn assert_no_password_in_report(run: &Run) {
-    for entry in walk(run.out.path()) {
+    for (_, password) in FIXTURE_PASSWORDS {
+        assert!(
+            !run.terminal.contains(password),
+            "the terminal showed a password"
+        );
+    }
+    let files = walk(run.out.path());
+    for name in [
+        "serial.raw",
+        "serial.log",
+        "qemu.log",
+        "report.json",
+        "junit.xml",
+        "report.html",
+    ] {
+        assert!(
+            files.iter().any(|f| f.ends_with(name)),
+            "no {name} was searched"
+        );
+    }
+    for entry in files {
         let bytes = std::fs::read(&entry).unwrap();
         for (_, password) in FIXTURE_PASSWORDS {
             assert!(
@@ -1258,4 +1483,177 @@ fn expect_verdicts_iso(run: &Run, failed: &str, first: &[(&str, &str)]) {
     }
     assert_eq!(run.code, 1);
     assert!(run.report["boot"].is_null(), "no boot happened");
+}
+
+// ---- the image's fault or the infrastructure's ---------------------------------------------
+
+/// The generic profile booting the appliance's kernel directly with extra parameters.
+fn audit_direct_with(append: &str) -> Run {
+    audit_once(
+        "appliance",
+        &[
+            "--profile",
+            "generic",
+            "--var",
+            "boot_mode=direct",
+            "--var",
+            &format!("append={append}"),
+        ],
+    )
+}
+
+/// The one failure a session's end caused, and that no condition is an error.
+fn the_failure(run: &Run) -> (String, String) {
+    let conditions = run.report["conditions"].as_array().unwrap();
+    assert!(
+        conditions.iter().all(|c| c["status"] != "error"),
+        "an error where the image is at fault: {:#}",
+        run.report["conditions"]
+    );
+    let failed: Vec<_> = conditions
+        .iter()
+        .filter(|c| c["status"] == "fail" && c["likely_cause"].is_null())
+        .collect();
+    assert_eq!(
+        failed.len(),
+        1,
+        "one root cause: {:#}",
+        run.report["conditions"]
+    );
+    assert_eq!(run.code, 1);
+    (
+        failed[0]["id"].as_str().unwrap().to_string(),
+        failed[0]["message"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn a_guest_that_powers_off_fails_naming_it() {
+    let run = audit_direct_with("systemd.unit=poweroff.target");
+    let (id, message) = the_failure(&run);
+    assert!(
+        message.contains(&format!("the guest powered off during {id}")),
+        "{id}: {message}"
+    );
+}
+
+#[test]
+fn a_guest_that_reboots_fails_naming_it() {
+    let run = audit_direct_with("systemd.unit=reboot.target");
+    let (id, message) = the_failure(&run);
+    assert!(
+        message.contains(&format!(
+            "the guest rebooted (QEMU runs with -no-reboot) during {id}"
+        )),
+        "{id}: {message}"
+    );
+}
+
+/// QEMU that starts for the host and virt checks but fails to boot the image: an error of the
+/// run (exit 3), not a failure of the image. A wrapper stands in for a QEMU that breaks.
+#[test]
+fn qemu_failing_to_start_the_boot_is_an_error_not_the_images_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("qemu-breaks-on-boot");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\ncase \"$*\" in *media=cdrom*) echo 'qemu-system-x86_64: cannot boot (a test wrapper)' >&2; exit 1;; esac\nexec qemu-system-x86_64 \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let profile = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/pre-nixos.yaml"),
+    )
+    .unwrap()
+    .replace(
+        "  qemu: qemu-system-x86_64\n",
+        &format!("  qemu: {}\n", wrapper.display()),
+    );
+    let path = dir.path().join("profile.yaml");
+    std::fs::write(&path, profile).unwrap();
+    let run = audit_once("healthy", &["--profile", path.to_str().unwrap()]);
+    let (status, _, message) = run.status("boot.console");
+    assert_eq!(status, "error", "{message}");
+    assert!(
+        message.contains("cannot boot (a test wrapper)"),
+        "{message}"
+    );
+    assert!(message.contains("not a fault of the image"), "{message}");
+    let conditions = run.report["conditions"].as_array().unwrap();
+    assert!(
+        conditions.iter().all(|c| c["status"] != "fail"),
+        "{:#}",
+        run.report
+    );
+    assert_eq!(run.report["verdict"], "error");
+    assert_eq!(run.code, 3);
+}
+
+/// Four audits of one image at once, in one folder, with the default report folders: they
+/// never share a socket, a disk, a folder or a half-made `audit-reports/latest`, and each
+/// report is complete. Each boots until the console answers (`--only boot.console`).
+#[test]
+fn four_parallel_audits_of_one_image_never_collide() {
+    let iso = image("healthy");
+    let cwd = tempfile::tempdir().unwrap();
+    let _slot = boot_slot();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_bootaudit"))
+                .args(["run", "--iso"])
+                .arg(&iso)
+                .args(["--only", "boot.console", "--format", "json"])
+                .current_dir(cwd.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut folders = std::collections::BTreeSet::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(!stderr.contains("warning"), "{stderr}");
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["verdict"], "pass");
+        let folder = stderr
+            .lines()
+            .find_map(|l| {
+                l.split_once("report in ")
+                    .map(|(_, d)| d.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no report folder named: {stderr}"));
+        let dir = cwd.path().join(&folder);
+        let on_disk: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap())
+                .unwrap();
+        assert_eq!(on_disk, report, "{folder} holds another run's report");
+        assert!(std::fs::metadata(dir.join("serial.raw")).unwrap().len() > 0);
+        roxmltree::Document::parse(&std::fs::read_to_string(dir.join("junit.xml")).unwrap())
+            .unwrap();
+        assert!(
+            folders.insert(folder.clone()),
+            "two runs wrote into {folder}"
+        );
+    }
+    let latest = std::fs::read_link(cwd.path().join("audit-reports/latest")).unwrap();
+    assert!(
+        folders
+            .iter()
+            .any(|f| Path::new(f).file_name() == latest.file_name()),
+        "latest → {latest:?}, not one of {folders:?}"
+    );
+    let stray: Vec<_> = std::fs::read_dir(cwd.path().join("audit-reports"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(stray.is_empty(), "half-made links left: {stray:?}");
 }

@@ -1458,3 +1458,143 @@ fn compare_of_a_run_with_itself_or_within_the_thresholds_exits_0() {
         2,
     );
 }
+
+// ---- the report folder under hostile ground -------------------------------------------------
+
+#[test]
+fn an_out_folder_that_is_or_holds_a_symlink_is_never_followed() {
+    let tmp = tempdir();
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let victim = elsewhere.join("victim");
+    std::fs::write(&victim, "keep me").unwrap();
+    // --out is a symlink to another folder.
+    let link = tmp.path().join("out-link");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let mut cmd = bootaudit(["check", "host", "--out"]);
+    cmd.arg(&link).current_dir(tmp.path());
+    let run = run_expect(cmd, HOST_LIMIT, 3);
+    assert!(run.stderr.contains("is a symlink"), "{}", run.describe());
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        1,
+        "wrote through --out"
+    );
+    // --out holds symlinks where the report's files go.
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::symlink(&victim, out.join("report.json")).unwrap();
+    let mut cmd = bootaudit(["check", "host", "--out"]);
+    cmd.arg(&out).current_dir(tmp.path());
+    let run = run_expect(cmd, HOST_LIMIT, 3);
+    assert!(
+        run.stderr.contains("report.json is a symlink"),
+        "{}",
+        run.describe()
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    std::fs::remove_file(out.join("report.json")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join("conditions")).unwrap();
+    let mut cmd = bootaudit(["check", "host", "--out"]);
+    cmd.arg(&out).current_dir(tmp.path());
+    run_expect(cmd, HOST_LIMIT, 3);
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        1,
+        "wrote through conditions/"
+    );
+}
+
+#[test]
+fn report_paths_with_spaces_and_non_ascii_work() {
+    let tmp = tempdir();
+    let out = tmp.path().join("reports with spaces/ünïcødé ✓");
+    let mut cmd = bootaudit(["check", "host", "--out"]);
+    cmd.arg(&out).current_dir(tmp.path());
+    let run = run_expect(cmd, HOST_LIMIT, 0);
+    let r = Report::load(&out);
+    assert_verdict_matches(&run, &r);
+    let xml = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    roxmltree::Document::parse(&xml).unwrap();
+    assert!(out.join("report.html").is_file());
+}
+
+/// A tmpfs of a few pages stands in for a full disk: the run ends with exit 3 saying so, and
+/// whatever report files were written are whole (never cut JSON or XML), no `.tmp` is left.
+#[test]
+fn a_full_disk_is_exit_3_and_what_was_written_stays_valid() {
+    let tmp = tempdir();
+    let mnt = tmp.path().join("small disk");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(
+        mounted.success(),
+        "this test mounts a small tmpfs: run the tests as root (as CI and setup.sh do)"
+    );
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    // Fill it, then free a few pages: the small files of the report fit, the rest does not.
+    let filler = mnt.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+    }
+    let len = std::fs::metadata(&filler).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap()
+        .set_len(len.saturating_sub(6 * 4096))
+        .unwrap();
+    let out = mnt.join("out");
+    let mut cmd = bootaudit(["check", "host", "--out"]);
+    cmd.arg(&out).current_dir(tmp.path());
+    let run = run_expect(cmd, HOST_LIMIT, 3);
+    assert!(
+        run.stderr.contains("the report folder is incomplete"),
+        "{}",
+        run.describe()
+    );
+    let mut seen = Vec::new();
+    let mut stack = vec![out.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(!name.ends_with(".tmp"), "left behind: {}", p.display());
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            if name.ends_with(".json") {
+                serde_json::from_str::<Value>(&text)
+                    .unwrap_or_else(|e| panic!("{name} is cut: {e}"));
+            }
+            if name.ends_with(".xml") {
+                roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{name} is cut: {e}"));
+            }
+            if !text.is_empty() {
+                seen.push(name);
+            }
+        }
+    }
+    assert!(
+        !seen.is_empty(),
+        "nothing at all was written: the test proves nothing"
+    );
+    assert!(
+        !seen.iter().any(|n| n == "report.html"),
+        "everything fitted: the disk was not full ({seen:?})"
+    );
+}

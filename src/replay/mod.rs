@@ -85,6 +85,18 @@ pub async fn run(args: ReplayArgs) -> i32 {
         eprintln!("bootaudit: {e}");
         return exit_codes::USAGE;
     }
+    // A report folder is replaced whole: it must not be the one that holds the log.
+    if let Some(out) = common.out.as_ref().and_then(|o| o.canonicalize().ok()) {
+        if log.starts_with(&out) {
+            eprintln!(
+                "bootaudit: --out {} holds the log being replayed ({}), and a report folder is \
+                 replaced whole — choose another folder",
+                out.display(),
+                log.display()
+            );
+            return exit_codes::USAGE;
+        }
+    }
     // `audit-reports/<run>/serial.raw` → `replay-<run>`, any other log → `replay-<its name>`.
     let named_by = if archived_by_a_run(&log) {
         log.parent()

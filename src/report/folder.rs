@@ -117,6 +117,16 @@ impl FolderReporter {
                 ));
             }
         }
+        // A previous report here is replaced whole: none of its files may pass for this run's
+        // (a full disk would otherwise leave the old report.json beside the new logs).
+        for entry in ENTRIES {
+            let path = dir.join(entry);
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => fs::remove_dir_all(&path)?,
+                Ok(_) => fs::remove_file(&path)?,
+                Err(_) => {}
+            }
+        }
         real_dir(&dir.join("conditions"))?;
         real_dir(&dir.join("diagnostics"))?;
         let open = |name: &str| {
