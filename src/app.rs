@@ -1,7 +1,7 @@
 //! From parsed command line to exit code: load the profile, prepare the report folder, wire the
 //! reporters, run the engine, print the machine output. Errors map to SPEC's exit codes.
 
-use crate::cli::{CheckPhase, Cli, Command, CommonArgs, Format};
+use crate::cli::{BootArgs, CheckPhase, Cli, Command, CommonArgs, Format};
 use crate::engine::events::{Fanout, Reporter};
 use crate::engine::{Engine, RunOptions, Scope};
 use crate::exit_codes;
@@ -33,11 +33,31 @@ pub fn main(cli: Cli) -> i32 {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async move {
             match cli.command {
-                Command::Run(a) => audit(a.common, Scope::Full, a.iso).await,
+                Command::Run(a) => {
+                    let target = Target::new(a.image.iso, a.image.flake, a.boot);
+                    audit(a.common, Scope::Full, target).await
+                }
                 Command::Check { phase } => match phase {
-                    CheckPhase::Host(c) => audit(c, Scope::Phase(Phase::Host), None).await,
-                    CheckPhase::Virt(c) => audit(c, Scope::Phase(Phase::Virt), None).await,
-                    CheckPhase::Iso(a) => audit(a.common, Scope::Phase(Phase::Iso), a.iso).await,
+                    CheckPhase::Host(a) => {
+                        let target = Target::new(None, a.flake, BootArgs::default());
+                        audit(a.common, Scope::Phase(Phase::Host), target).await
+                    }
+                    CheckPhase::Virt(a) => {
+                        let boot = BootArgs {
+                            accel: a.accel,
+                            ..BootArgs::default()
+                        };
+                        audit(
+                            a.common,
+                            Scope::Phase(Phase::Virt),
+                            Target::new(None, None, boot),
+                        )
+                        .await
+                    }
+                    CheckPhase::Iso(a) => {
+                        let target = Target::new(a.image.iso, a.image.flake, BootArgs::default());
+                        audit(a.common, Scope::Phase(Phase::Iso), target).await
+                    }
                 },
                 Command::Replay(a) => crate::replay::run(a).await,
                 Command::List(a) => crate::list::run(a),
@@ -206,7 +226,21 @@ pub fn finish(report: &crate::model::Report, reporting_failed: bool, format: For
     }
 }
 
-async fn audit(common: CommonArgs, scope: Scope, iso: Option<PathBuf>) -> i32 {
+/// What a command audits and how it boots, from the flags that command takes.
+struct Target {
+    iso: Option<PathBuf>,
+    flake: Option<String>,
+    boot: BootArgs,
+}
+
+impl Target {
+    fn new(iso: Option<PathBuf>, flake: Option<String>, boot: BootArgs) -> Target {
+        Target { iso, flake, boot }
+    }
+}
+
+async fn audit(common: CommonArgs, scope: Scope, target: Target) -> i32 {
+    let Target { iso, flake, boot } = target;
     let config = match load_config(&common.profile, &common.vars) {
         Ok(c) => c,
         Err(code) => return code,
@@ -217,7 +251,7 @@ async fn audit(common: CommonArgs, scope: Scope, iso: Option<PathBuf>) -> i32 {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "image".into()),
-        (_, None) => common.flake.clone().unwrap_or_else(|| "image".into()),
+        (_, None) => flake.clone().unwrap_or_else(|| "image".into()),
     };
     if let Err(e) = crate::engine::validate(&config, &common.only, &common.skip) {
         eprintln!("bootaudit: {e}");
@@ -242,11 +276,11 @@ async fn audit(common: CommonArgs, scope: Scope, iso: Option<PathBuf>) -> i32 {
     };
     let opts = RunOptions {
         scope,
-        accel: common.accel,
-        timeout_scale: common.timeout_scale,
+        accel: boot.accel,
+        timeout_scale: boot.timeout_scale,
         only: common.only.clone(),
         skip: common.skip.clone(),
-        flake: common.flake.clone(),
+        flake,
         iso,
         out_dir,
     };

@@ -40,9 +40,9 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum CheckPhase {
     /// Host tooling and resources.
-    Host(CommonArgs),
+    Host(HostArgs),
     /// KVM, /dev/net/tun, and a QEMU start with QMP.
-    Virt(CommonArgs),
+    Virt(VirtArgs),
     /// The ISO's structure and boot configs (serial console), without booting.
     Iso(IsoArgs),
 }
@@ -69,23 +69,14 @@ pub struct CommonArgs {
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
     /// Report folder (default: audit-reports/<UTC time>-<image name>/).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Accelerator: auto uses KVM when it really runs a guest, TCG otherwise.
-    #[arg(long, value_enum, default_value_t = Accel::Auto)]
-    pub accel: Accel,
-    /// Multiply every boot timeout (after TCG scaling).
-    #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
-    pub timeout_scale: f64,
-    /// Audit only these conditions (and what they require).
-    #[arg(long, num_args = 1.., value_name = "ID")]
+    /// Audit only these conditions (and what they require): --only a,b or --only a --only b.
+    #[arg(long, value_delimiter = ',', value_name = "ID[,ID…]")]
     pub only: Vec<String>,
-    /// Do not audit these conditions (their dependents are blocked).
-    #[arg(long, num_args = 1.., value_name = "ID")]
+    /// Do not audit these conditions (their dependents are blocked): --skip a,b or repeated.
+    #[arg(long, value_delimiter = ',', value_name = "ID[,ID…]")]
     pub skip: Vec<String>,
-    /// Build the ISO with `nix build FLAKE` first.
-    #[arg(long, value_name = "REF")]
-    pub flake: Option<String>,
     /// human: progress and summary on stderr; json: the report on stdout.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -95,20 +86,70 @@ pub struct CommonArgs {
     pub github: bool,
 }
 
+/// How the boot runs: only `run` boots.
+#[derive(Debug, Clone, Args)]
+pub struct BootArgs {
+    /// Accelerator: auto uses KVM when it really runs a guest, TCG otherwise.
+    #[arg(long, value_enum, default_value_t = Accel::Auto)]
+    pub accel: Accel,
+    /// Multiply every boot timeout (after TCG scaling), e.g. 2 on a slow runner.
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0, value_parser = parse_scale)]
+    pub timeout_scale: f64,
+}
+
+impl Default for BootArgs {
+    fn default() -> Self {
+        BootArgs {
+            accel: Accel::Auto,
+            timeout_scale: 1.0,
+        }
+    }
+}
+
+/// The image: an ISO, or a flake that builds one — exactly one of them.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct ImageArgs {
+    /// The ISO file, or a directory holding exactly one .iso (e.g. nix's result/iso).
+    #[arg(long, value_name = "PATH")]
+    pub iso: Option<PathBuf>,
+    /// Build the ISO with `nix build REF` first (e.g. .#iso); instead of --iso.
+    #[arg(long, value_name = "REF")]
+    pub flake: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HostArgs {
+    /// Also check that nix can build this flake (host.nix).
+    #[arg(long, value_name = "REF")]
+    pub flake: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VirtArgs {
+    /// Accelerator: auto uses KVM when it really runs a guest, TCG otherwise.
+    #[arg(long, value_enum, default_value_t = Accel::Auto)]
+    pub accel: Accel,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct IsoArgs {
-    /// The ISO file, or a directory holding exactly one .iso.
-    #[arg(long)]
-    pub iso: Option<PathBuf>,
+    #[command(flatten)]
+    pub image: ImageArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// The ISO file, or a directory holding exactly one .iso (e.g. nix's result/iso).
-    #[arg(long)]
-    pub iso: Option<PathBuf>,
+    #[command(flatten)]
+    pub image: ImageArgs,
+    #[command(flatten)]
+    pub boot: BootArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -131,6 +172,7 @@ pub struct ListArgs {
     /// Set one of the profile's vars (repeatable), e.g. --var user=admin.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
+    /// human: a readable list; json: the conditions as JSON.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 }
@@ -177,5 +219,73 @@ fn parse_scale(s: &str) -> Result<f64, String> {
         Ok(v)
     } else {
         Err("must be greater than 0 and at most 100".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every subcommand says what it is for.
+    #[test]
+    fn every_flag_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "bootaudit", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
+
+    #[test]
+    fn a_list_of_ids_never_swallows_the_positional_argument() {
+        let cli = Cli::try_parse_from([
+            "bootaudit",
+            "replay",
+            "--only",
+            "storage.status,boot.login",
+            "T31.log",
+        ])
+        .unwrap();
+        let Command::Replay(a) = cli.command else {
+            panic!("not a replay")
+        };
+        assert_eq!(a.serial_log, PathBuf::from("T31.log"));
+        assert_eq!(a.common.only, ["storage.status", "boot.login"]);
+    }
+
+    #[test]
+    fn each_subcommand_takes_only_the_flags_it_uses() {
+        let refused = [
+            vec!["replay", "x.log", "--accel", "kvm"],
+            vec!["replay", "x.log", "--timeout-scale", "2"],
+            vec!["replay", "x.log", "--flake", ".#iso"],
+            vec!["check", "host", "--accel", "tcg"],
+            vec!["check", "host", "--timeout-scale", "2"],
+            vec!["check", "iso", "--iso", "x.iso", "--accel", "tcg"],
+            vec!["run"],
+            vec!["run", "--iso", "x.iso", "--flake", ".#iso"],
+            vec!["check", "iso"],
+        ];
+        for args in refused {
+            let argv = std::iter::once("bootaudit").chain(args.iter().copied());
+            let err = Cli::try_parse_from(argv).expect_err(&args.join(" "));
+            assert_eq!(err.exit_code(), 2, "{}: {err}", args.join(" "));
+        }
     }
 }

@@ -728,10 +728,45 @@ fn unknown_builtin_in_a_catalog_is_exit_2_before_any_report() {
 #[test]
 fn timeout_scale_zero_is_exit_2() {
     let tmp = tempdir();
-    let mut cmd = bootaudit(["check", "host", "--timeout-scale", "0", "--out"]);
+    let mut cmd = bootaudit(["run", "--iso", "x.iso", "--timeout-scale", "0", "--out"]);
     cmd.arg(tmp.path().join("out")).current_dir(tmp.path());
     let run = run_expect(cmd, QUICK_LIMIT, 2);
     assert!(run.stderr.contains("--timeout-scale"), "{}", run.stderr);
+}
+
+/// A command given no image, two images, or a flag it does not use is told so at once (exit 2),
+/// before any check runs and before a report folder exists.
+#[test]
+fn usage_errors_come_before_any_check() {
+    let tmp = tempdir();
+    for (args, says) in [
+        (vec!["run"], "--iso"),
+        (
+            vec!["run", "--iso", "x.iso", "--flake", ".#iso"],
+            "cannot be used with",
+        ),
+        (vec!["check", "host", "--accel", "kvm"], "--accel"),
+        (
+            vec!["replay", "x.log", "--timeout-scale", "2"],
+            "--timeout-scale",
+        ),
+    ] {
+        let mut cmd = bootaudit(&args);
+        cmd.current_dir(tmp.path());
+        let run = run_expect(cmd, QUICK_LIMIT, 2);
+        assert!(
+            run.stderr.contains(says),
+            "{}: {}",
+            args.join(" "),
+            run.stderr
+        );
+        assert!(run.elapsed < Duration::from_secs(2), "{:?}", run.elapsed);
+        assert!(
+            !tmp.path().join("audit-reports").exists(),
+            "{}: a report folder was made",
+            args.join(" ")
+        );
+    }
 }
 
 // =============================================================================================

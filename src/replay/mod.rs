@@ -126,8 +126,8 @@ pub async fn run(args: ReplayArgs) -> i32 {
     };
     let opts = RunOptions {
         scope: Scope::Replay,
-        accel: common.accel,
-        timeout_scale: common.timeout_scale,
+        accel: crate::cli::Accel::Auto,
+        timeout_scale: 1.0,
         only: common.only.clone(),
         skip: common.skip.clone(),
         flake: None,
