@@ -776,6 +776,7 @@ mod tests {
         Report {
             bootaudit_version: "0.1.0".into(),
             verdict,
+            verdict_reason: None,
             profile: "p".into(),
             iso: None,
             accel: Some("tcg".into()),

@@ -68,6 +68,8 @@ pub enum Verdict {
     Pass,
     Fail,
     Error,
+    /// Nothing failed, but something that should have been judged was not.
+    Incomplete,
     Interrupted,
 }
 
@@ -77,6 +79,7 @@ impl Verdict {
             Verdict::Pass => "pass",
             Verdict::Fail => "fail",
             Verdict::Error => "error",
+            Verdict::Incomplete => "incomplete",
             Verdict::Interrupted => "interrupted",
         }
     }
@@ -86,6 +89,7 @@ impl Verdict {
             Verdict::Pass => crate::exit_codes::PASS,
             Verdict::Fail => crate::exit_codes::FAILED,
             Verdict::Error => crate::exit_codes::HARNESS,
+            Verdict::Incomplete => crate::exit_codes::INCOMPLETE,
             Verdict::Interrupted => crate::exit_codes::INTERRUPTED,
         }
     }
@@ -246,6 +250,13 @@ impl ConditionReport {
         }
     }
 
+    /// Should have been judged, was not, and the profile does not allow it.
+    pub fn unjudged(&self, allowed_skips: &[String]) -> bool {
+        self.status == Status::Skip
+            && self.skip_kind == SkipKind::Counts
+            && !allowed_skips.iter().any(|a| a == &self.id)
+    }
+
     /// Does this result let dependent conditions run?
     pub fn satisfies_dependents(&self) -> bool {
         self.status == Status::Pass
@@ -264,6 +275,9 @@ pub struct IsoInfo {
 pub struct Report {
     pub bootaudit_version: String,
     pub verdict: Verdict,
+    /// Why the run is incomplete, in one line ("not judged: storage.tools (…)").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict_reason: Option<String>,
     pub profile: String,
     pub iso: Option<IsoInfo>,
     pub accel: Option<String>,
@@ -383,18 +397,38 @@ impl Report {
         if conditions.iter().any(|c| c.status == Status::Error) {
             return Verdict::Error;
         }
-        let counts_as_failure = |c: &ConditionReport| match c.status {
-            Status::Fail => true,
-            Status::Skip => {
-                c.skip_kind == SkipKind::Counts && !allowed_skips.iter().any(|a| a == &c.id)
-            }
-            _ => false,
-        };
-        if conditions.iter().any(counts_as_failure) {
-            Verdict::Fail
+        if conditions.iter().any(|c| c.unjudged(allowed_skips)) {
+            Verdict::Incomplete
         } else {
             Verdict::Pass
         }
+    }
+
+    /// Why a run with these conditions is incomplete, in one line: "not judged: storage.tools
+    /// (not observed in the log); 2 more blocked behind them". None if nothing is unjudged.
+    pub fn incomplete_reason(
+        conditions: &[ConditionReport],
+        allowed_skips: &[String],
+    ) -> Option<String> {
+        let unjudged: Vec<&ConditionReport> = conditions
+            .iter()
+            .filter(|c| c.unjudged(allowed_skips))
+            .collect();
+        if unjudged.is_empty() {
+            return None;
+        }
+        // Those skipped behind another unjudged one say only that: name the first ones.
+        let roots: Vec<String> = unjudged
+            .iter()
+            .filter(|c| c.blocked_by.is_none())
+            .map(|c| format!("{} ({})", c.id, c.message))
+            .collect();
+        let behind = unjudged.len() - roots.len();
+        let mut line = format!("not judged: {}", roots.join("; "));
+        if behind > 0 {
+            line.push_str(&format!("; {behind} more blocked behind them"));
+        }
+        Some(line)
     }
 }
 
@@ -424,7 +458,19 @@ mod tests {
     #[test]
     fn verdict_counts_skips_unless_allowed() {
         let c = vec![cond("a", Status::Pass), cond("virt.kvm", Status::Skip)];
-        assert_eq!(Report::judge_verdict(&c, &[]), Verdict::Fail);
+        // Nothing failed: incomplete, with its own reason, not "fail".
+        assert_eq!(Report::judge_verdict(&c, &[]), Verdict::Incomplete);
+        let mut skipped = cond("virt.kvm", Status::Skip);
+        skipped.message = "not observed in the log".into();
+        let mut behind = cond("virt.tun", Status::Skip);
+        behind.blocked_by = Some("virt.kvm".into());
+        assert_eq!(
+            Report::incomplete_reason(&[skipped, behind], &[]).as_deref(),
+            Some("not judged: virt.kvm (not observed in the log); 1 more blocked behind them")
+        );
+        let mut deselected = cond("iso.bootable", Status::Skip);
+        deselected.skip_kind = SkipKind::Deselected;
+        assert_eq!(Report::judge_verdict(&[deselected], &[]), Verdict::Pass);
         assert_eq!(
             Report::judge_verdict(&c, &["virt.kvm".into()]),
             Verdict::Pass

@@ -1633,3 +1633,55 @@ fn a_full_disk_is_exit_3_and_what_was_written_stays_valid() {
         "everything fitted: the disk was not full ({seen:?})"
     );
 }
+
+/// `--skip` a condition others need: they are left out with it, and the run passes — a user's
+/// choice never makes a run incomplete, let alone "Fail" with nothing failed.
+#[test]
+fn a_skipped_condition_and_what_needs_it_never_fail_the_run() {
+    let tmp = tempdir();
+    let iso = healthy_iso(tmp.path());
+    let (cmd, out) = check_iso_cmd(&iso, tmp.path(), &["--skip", "iso.bootable"]);
+    let run = run_expect(cmd, ISO_LIMIT, 0);
+    let r = Report::load(&out);
+    assert_verdict_matches(&run, &r);
+    r.assert_status("iso.bootable", "skip");
+    r.assert_status("iso.console", "skip");
+    assert!(run.stderr.contains("Pass — "), "{}", run.stderr);
+    assert!(!run.stderr.contains("Fail"), "{}", run.stderr);
+}
+
+/// A log that shows the boot but not the rest: nothing failed, so the run is not "fail" but
+/// `incomplete` (exit 4) with the reason in one line, and junit.xml carries the verdict.
+#[test]
+fn a_replay_that_cannot_judge_everything_is_incomplete_not_failed() {
+    let tmp = tempdir();
+    let log = tmp.path().join("short.log");
+    std::fs::write(
+        &log,
+        "SeaBIOS (version 1.16)\n[    0.000000] Linux version 6.6.1\nnixos login: \n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let mut cmd = bootaudit(["replay"]);
+    cmd.arg(&log).arg("--out").arg(&out).current_dir(tmp.path());
+    let run = run_expect(cmd, QUICK_LIMIT, 4);
+    let r = Report::load(&out);
+    assert_verdict_matches(&run, &r);
+    assert!(
+        run.stderr.contains("Incomplete — 2 passed, 0 failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("not judged: boot.autologin (not observed in the log)"),
+        "{}",
+        run.stderr
+    );
+    let xml = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(
+        xml.contains(r#"name="verdict" value="incomplete""#),
+        "{xml}"
+    );
+    assert!(xml.contains(r#"failures="0""#), "{xml}");
+}

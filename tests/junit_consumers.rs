@@ -161,6 +161,8 @@ fn want_properties(r: &Report) -> Vec<(String, String)> {
             .into_owned()
     });
     [
+        ("verdict", Some(r.verdict.as_str().to_string())),
+        ("verdict.reason", r.verdict_reason.clone()),
         ("profile", Some(r.profile.clone())),
         ("iso.name", iso_name),
         ("iso.sha256", r.iso.as_ref().and_then(|i| i.sha256.clone())),
@@ -336,6 +338,7 @@ fn full_report() -> Report {
     Report {
         bootaudit_version: "0.1.0".into(),
         verdict: Verdict::Fail,
+        verdict_reason: None,
         profile: "pre-nixos".into(),
         iso: Some(IsoInfo {
             path: "/srv/images/nixos-minimal-24.11 <x86_64>.iso".into(),

@@ -257,7 +257,7 @@ impl Engine {
         for req in &def.requires {
             match self.results.iter().find(|r| &r.id == req) {
                 Some(r) if r.satisfies_dependents() => {}
-                Some(r) => return Some(Outcome::blocked(req, r.status)),
+                Some(r) => return Some(blocked_by(r)),
                 // A prerequisite outside the scope (e.g. in another phase of `check`) was not run.
                 None => {}
             }
@@ -269,13 +269,25 @@ impl Engine {
         for req in &def.explained_by {
             match self.results.iter().find(|r| &r.id == req) {
                 Some(r) if r.satisfies_dependents() || r.status == Status::Fail => {}
-                Some(r) => return Some(Outcome::blocked(req, r.status)),
+                Some(r) => return Some(blocked_by(r)),
                 None => {}
             }
         }
         None
     }
+}
 
+/// Skipped behind `r`. Behind a condition the user left out, it is left out too: a `--skip`
+/// never makes a run incomplete.
+fn blocked_by(r: &ConditionReport) -> Outcome {
+    let mut o = Outcome::blocked(&r.id, r.status);
+    if r.status == Status::Skip && r.skip_kind == crate::model::SkipKind::Deselected {
+        o.skip_kind = crate::model::SkipKind::Deselected;
+    }
+    o
+}
+
+impl Engine {
     /// If the condition must not run, record why and return true.
     pub fn skip_if_gated(&mut self, def: &ConditionDef) -> bool {
         match self.gate(def) {
@@ -437,9 +449,16 @@ impl Engine {
         if interrupted {
             verdict = Verdict::Interrupted;
         }
+        let verdict_reason = match verdict {
+            Verdict::Incomplete => {
+                Report::incomplete_reason(&self.results, &self.config.profile.allowed_skips)
+            }
+            _ => None,
+        };
         let report = Report {
             bootaudit_version: env!("CARGO_PKG_VERSION").to_string(),
             verdict,
+            verdict_reason,
             profile: self.config.profile.name.clone(),
             iso: self.facts.iso_info.clone(),
             accel: self.facts.accel.map(|a| a.as_str().to_string()),

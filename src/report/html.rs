@@ -88,6 +88,9 @@ pub fn render(
                 header class={ "verdict " (report.verdict.as_str()) } {
                     h1 { (verdict) }
                     p class="counts" { (report.tally()) }
+                    @if let Some(reason) = &report.verdict_reason {
+                        p class="reason" { (reason) }
+                    }
                     p class="facts" { (facts(report)) }
                 }
                 @if !failed.is_empty() {
@@ -425,6 +428,7 @@ mod tests {
         Report {
             bootaudit_version: "0".into(),
             verdict: Verdict::Fail,
+            verdict_reason: None,
             profile: "p".into(),
             iso: None,
             accel: Some("tcg".into()),

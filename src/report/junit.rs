@@ -46,7 +46,10 @@ fn properties(report: &Report) -> Vec<Property> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
     });
-    let known: [(&str, Option<String>); 8] = [
+    let known: [(&str, Option<String>); 10] = [
+        // The run's verdict beside the cases: an incomplete run has no failed case.
+        ("verdict", Some(report.verdict.as_str().to_string())),
+        ("verdict.reason", report.verdict_reason.clone()),
         ("profile", Some(report.profile.clone())),
         ("iso.name", iso_name),
         ("iso.sha256", iso.and_then(|i| i.sha256.clone())),
@@ -190,6 +193,7 @@ mod tests {
         Report {
             bootaudit_version: "0".into(),
             verdict: Verdict::Fail,
+            verdict_reason: None,
             profile: "p".into(),
             iso: None,
             accel: None,
@@ -334,6 +338,7 @@ mod tests {
         let xml = render(&full_report(), &BTreeMap::new(), Path::new("out"));
         let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
         let want: Vec<(String, String)> = [
+            ("verdict", "fail"),
             ("profile", "p"),
             ("iso.name", "nixos-minimal.iso"),
             ("iso.sha256", "ab12"),
@@ -389,7 +394,10 @@ mod tests {
             assert_eq!(suite.attribute("timestamp"), None);
             assert_eq!(suite.attribute("hostname"), None);
             let names: Vec<_> = props(suite).into_iter().map(|(n, _)| n).collect();
-            assert_eq!(names, ["profile", "iso.name", "bootaudit.version"]);
+            assert_eq!(
+                names,
+                ["verdict", "profile", "iso.name", "bootaudit.version"]
+            );
         }
         assert!(!xml.contains("value=\"\""), "{xml}");
     }

@@ -104,6 +104,9 @@ impl Reporter for ProgressReporter {
                     report.tally(),
                     self.out_dir
                 ));
+                if let Some(reason) = &report.verdict_reason {
+                    self.line(&format!("   {reason}"));
+                }
                 if let Some(line) = report
                     .timeline
                     .as_ref()
