@@ -173,8 +173,11 @@ pub fn reporters(
     default_name: &str,
     console_files: bool,
     common: &CommonArgs,
+    is_run: bool,
 ) -> Result<Reporting, i32> {
-    let is_default = out.is_none();
+    // `latest` is the newest run's, so `bootaudit replay audit-reports/latest` always replays
+    // a boot: checks and replays do not move it.
+    let links_latest = out.is_none() && is_run;
     let dir = match out {
         Some(d) => d,
         None => default_out_dir(default_name).map_err(|e| {
@@ -185,13 +188,18 @@ pub fn reporters(
         })?,
     };
     let folder = FolderReporter::create(&dir, console_files).map_err(|e| {
+        // The folder given is wrong (a symlink, someone else's files): the user's to fix.
+        let (code, fix) = match e.kind() {
+            std::io::ErrorKind::InvalidInput => (exit_codes::USAGE, ""),
+            _ => (exit_codes::HARNESS, " — choose another with --out"),
+        };
         eprintln!(
-            "bootaudit: cannot create the report folder {}: {e} — choose another with --out",
+            "bootaudit: cannot use the report folder {}: {e}{fix}",
             dir.display()
         );
-        exit_codes::HARNESS
+        code
     })?;
-    if is_default {
+    if links_latest {
         point_latest(&dir);
     }
     let incomplete = folder.incomplete();
@@ -270,7 +278,13 @@ async fn audit(common: CommonArgs, scope: Scope, target: Target) -> i32 {
         dir: out_dir,
         reporters,
         incomplete,
-    } = match reporters(common.out.clone(), &name, true, &common) {
+    } = match reporters(
+        common.out.clone(),
+        &name,
+        true,
+        &common,
+        scope == Scope::Full,
+    ) {
         Ok(r) => r,
         Err(code) => return code,
     };

@@ -914,7 +914,7 @@ fn a_replay_form_with_both_command_and_from_is_exit_2() {
 }
 
 #[test]
-fn replay_of_a_missing_log_or_a_folder_is_exit_2() {
+fn replay_of_a_missing_log_or_a_folder_without_serial_raw_is_exit_2() {
     let tmp = tempdir();
     for path in [tmp.path().join("nope.log"), tmp.path().to_path_buf()] {
         let out = tmp.path().join("out");
@@ -1508,7 +1508,7 @@ fn an_out_folder_that_is_or_holds_a_symlink_is_never_followed() {
     std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
     let mut cmd = bootaudit(["check", "host", "--out"]);
     cmd.arg(&link).current_dir(tmp.path());
-    let run = run_expect(cmd, HOST_LIMIT, 3);
+    let run = run_expect(cmd, HOST_LIMIT, 2);
     assert!(run.stderr.contains("is a symlink"), "{}", run.describe());
     assert_eq!(
         std::fs::read_dir(&elsewhere).unwrap().count(),
@@ -1521,7 +1521,7 @@ fn an_out_folder_that_is_or_holds_a_symlink_is_never_followed() {
     std::os::unix::fs::symlink(&victim, out.join("report.json")).unwrap();
     let mut cmd = bootaudit(["check", "host", "--out"]);
     cmd.arg(&out).current_dir(tmp.path());
-    let run = run_expect(cmd, HOST_LIMIT, 3);
+    let run = run_expect(cmd, HOST_LIMIT, 2);
     assert!(
         run.stderr.contains("report.json is a symlink"),
         "{}",
@@ -1532,7 +1532,7 @@ fn an_out_folder_that_is_or_holds_a_symlink_is_never_followed() {
     std::os::unix::fs::symlink(&elsewhere, out.join("conditions")).unwrap();
     let mut cmd = bootaudit(["check", "host", "--out"]);
     cmd.arg(&out).current_dir(tmp.path());
-    run_expect(cmd, HOST_LIMIT, 3);
+    run_expect(cmd, HOST_LIMIT, 2);
     assert_eq!(
         std::fs::read_dir(&elsewhere).unwrap().count(),
         1,
@@ -1684,4 +1684,111 @@ fn a_replay_that_cannot_judge_everything_is_incomplete_not_failed() {
         "{xml}"
     );
     assert!(xml.contains(r#"failures="0""#), "{xml}");
+}
+
+/// A fake run's report folder in `cwd`/audit-reports, with `latest` pointing at it.
+fn fake_run_folder(cwd: &Path) -> PathBuf {
+    let run = cwd.join("audit-reports/20260101T000000Z-x");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(
+        run.join("serial.raw"),
+        "nixos login: nixos (automatic login)\r\n",
+    )
+    .unwrap();
+    std::fs::write(run.join("serial.timing"), "0 0\n").unwrap();
+    std::fs::write(
+        run.join("serial.log"),
+        "    0.512 < nixos login: nixos (automatic login)\n    0.900 > printf x\n",
+    )
+    .unwrap();
+    std::fs::write(run.join("report.json"), "{}\n").unwrap();
+    std::os::unix::fs::symlink("20260101T000000Z-x", cwd.join("audit-reports/latest")).unwrap();
+    run
+}
+
+/// The README's `bootaudit replay audit-reports/latest` keeps working: checks and replays do
+/// not move `latest`, a folder replays its serial.raw, and twice gives the same.
+#[test]
+fn latest_stays_the_newest_runs_and_a_report_folder_replays_its_serial_raw() {
+    let tmp = tempdir();
+    fake_run_folder(tmp.path());
+    let mut cmd = bootaudit(["check", "host"]);
+    cmd.current_dir(tmp.path());
+    run_with_deadline(cmd, HOST_LIMIT);
+    let mut verdicts = Vec::new();
+    for _ in 0..2 {
+        let mut cmd = bootaudit(["replay", "audit-reports/latest", "--format", "json"]);
+        cmd.current_dir(tmp.path());
+        let run = run_with_deadline(cmd, QUICK_LIMIT);
+        let report: Value =
+            serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.describe()));
+        assert!(
+            report["replayed_log"]
+                .as_str()
+                .unwrap()
+                .ends_with("20260101T000000Z-x/serial.raw"),
+            "{}",
+            report["replayed_log"]
+        );
+        verdicts.push((run.code, report["verdict"].clone()));
+    }
+    assert_eq!(verdicts[0], verdicts[1]);
+    assert_eq!(
+        std::fs::read_link(tmp.path().join("audit-reports/latest")).unwrap(),
+        Path::new("20260101T000000Z-x")
+    );
+}
+
+/// A run's readable serial.log is not judged as a foreign console capture: it is refused,
+/// pointing at serial.raw beside it.
+#[test]
+fn replay_of_a_runs_serial_log_points_at_its_serial_raw() {
+    let tmp = tempdir();
+    let run_dir = fake_run_folder(tmp.path());
+    let mut cmd = bootaudit(["replay"]);
+    cmd.arg(run_dir.join("serial.log")).current_dir(tmp.path());
+    let run = run_expect(cmd, QUICK_LIMIT, 2);
+    assert!(run.stderr.contains("readable transcript"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            &run_dir
+                .join("serial.raw")
+                .canonicalize()
+                .unwrap()
+                .display()
+                .to_string()
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+/// --out into a folder of someone else's files is refused and touches nothing; into a previous
+/// report it replaces that report whole.
+#[test]
+fn out_into_a_used_folder_is_refused_or_replaced_whole() {
+    let tmp = tempdir();
+    let theirs = tmp.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::write(theirs.join("notes.txt"), "mine").unwrap();
+    let mut cmd = bootaudit(["check", "host", "--out"]);
+    cmd.arg(&theirs).current_dir(tmp.path());
+    let run = run_expect(cmd, HOST_LIMIT, 2);
+    assert!(run.stderr.contains("notes.txt"), "{}", run.stderr);
+    assert_eq!(std::fs::read_dir(&theirs).unwrap().count(), 1);
+    // A previous report: its stale serial.raw and an old condition's log go.
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(out.join("conditions")).unwrap();
+    std::fs::write(out.join("serial.raw"), "old console").unwrap();
+    std::fs::write(out.join("conditions/boot.login.log"), "old").unwrap();
+    std::fs::write(out.join("report.json"), "{}").unwrap();
+    let (cmd, out) = check_iso_cmd(&healthy_iso(tmp.path()), tmp.path(), &[]);
+    let run = run_expect(cmd, ISO_LIMIT, 0);
+    let r = Report::load(&out);
+    assert_verdict_matches(&run, &r);
+    assert_eq!(std::fs::read_to_string(out.join("serial.raw")).unwrap(), "");
+    assert!(
+        !out.join("conditions/boot.login.log").exists(),
+        "an old transcript was kept"
+    );
 }

@@ -68,11 +68,18 @@ pub async fn run(args: ReplayArgs) -> i32 {
     // Checked before the report folder exists: a typo leaves nothing behind. Resolved now,
     // too: making the report folder repoints `audit-reports/latest`, the very path of
     // `bootaudit replay audit-reports/latest/serial.raw`.
-    let log = match std::fs::File::open(&args.serial_log).and_then(|f| {
+    // A report folder stands for its serial.raw.
+    let given = match args.serial_log.join("serial.raw") {
+        raw if args.serial_log.is_dir() && raw.is_file() => raw,
+        _ => args.serial_log.clone(),
+    };
+    let log = match std::fs::File::open(&given).and_then(|f| {
         if f.metadata()?.is_dir() {
-            Err(std::io::Error::other("it is a directory"))
+            Err(std::io::Error::other(
+                "it is a folder without a serial.raw (not a report folder of a run)",
+            ))
         } else {
-            args.serial_log.canonicalize()
+            given.canonicalize()
         }
     }) {
         Ok(log) => log,
@@ -83,6 +90,22 @@ pub async fn run(args: ReplayArgs) -> i32 {
     };
     if let Err(e) = crate::engine::validate(&config, &common.only, &common.skip) {
         eprintln!("bootaudit: {e}");
+        return exit_codes::USAGE;
+    }
+    // bootaudit's readable serial.log is no console capture: its stamps and direction marks
+    // would be read as the guest's output (a false failure of every probe).
+    if own::is_readable_transcript(&log) {
+        let raw = log.with_file_name("serial.raw");
+        eprintln!(
+            "bootaudit: {} is bootaudit's readable transcript (time stamps, `>` sent, `<` \
+             received), not a capture of the console — replay {} instead (every byte as it \
+             came), or the report folder",
+            log.display(),
+            match raw.is_file() {
+                true => raw.display().to_string(),
+                false => "the run's serial.raw".to_string(),
+            }
+        );
         return exit_codes::USAGE;
     }
     // A report folder is replaced whole: it must not be the one that holds the log.
@@ -120,6 +143,7 @@ pub async fn run(args: ReplayArgs) -> i32 {
         &format!("replay-{name}"),
         false,
         &common,
+        false,
     ) {
         Ok(r) => r,
         Err(code) => return code,
@@ -355,5 +379,34 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
                 engine.record_caused_by(def, at, outcome, cause);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Phase;
+
+    #[test]
+    fn judges_a_log_in_memory() {
+        let config = crate::config::load("pre-nixos").unwrap();
+        let defs: Vec<ConditionDef> = config
+            .conditions
+            .iter()
+            .filter(|d| d.phase == Phase::Boot)
+            .cloned()
+            .collect();
+        let plan = Plan::new(&config, &defs).unwrap();
+        let log = b"nixos login: nixos (automatic login)\r\n[nixos@nixos:~]$ id -u\r\n1000\r\n";
+        let scanner = crate::timeline::MilestoneScanner::new(Vec::new());
+        let (findings, own, _) = judge_bytes(&plan, log, scanner);
+        assert_eq!(findings.len(), defs.len());
+        assert!(!own);
+        let login = defs.iter().position(|d| d.id == "boot.login").unwrap();
+        assert!(
+            matches!(findings[login], Finding::Shown(..)),
+            "{:?}",
+            findings[login]
+        );
     }
 }

@@ -100,6 +100,39 @@ impl Frames {
     }
 }
 
+/// Does this file look like a report's serial.log (`   12.345 < text`, `    0.100 > sent`)?
+/// Its first non-empty lines decide: every one of them stamped and marked.
+pub fn is_readable_transcript(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    if f.take(8192).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    let text = String::from_utf8_lossy(&head);
+    let mut lines = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(20)
+        .peekable();
+    lines.peek().is_some()
+        && lines.all(|l| {
+            let rest = l.trim_start();
+            let Some((stamp, tail)) = rest.split_once(' ') else {
+                return false;
+            };
+            let stamped = stamp.split_once('.').is_some_and(|(s, ms)| {
+                !s.is_empty()
+                    && s.bytes().all(|b| b.is_ascii_digit())
+                    && ms.len() == 3
+                    && ms.bytes().all(|b| b.is_ascii_digit())
+            });
+            stamped && matches!(tail.chars().next(), Some('<' | '>' | ':'))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

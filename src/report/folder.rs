@@ -104,6 +104,27 @@ impl FolderReporter {
             fs::create_dir_all(parent)?;
         }
         real_dir(dir)?;
+        // Anything else there is someone's: a report never mixes with it, nor removes it.
+        let foreign: Vec<String> = fs::read_dir(dir)?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                !(ENTRIES.contains(&n.as_str()) || n.starts_with('.') && n.ends_with(".tmp"))
+            })
+            .collect();
+        if !foreign.is_empty() {
+            let mut names = foreign;
+            names.sort();
+            let shown = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "it holds files that are not part of a bootaudit report ({shown}{}) — give \
+                     an empty or new folder, or a previous report's (replaced whole)",
+                    if names.len() > 5 { ", …" } else { "" }
+                ),
+            ));
+        }
         for entry in ENTRIES {
             let path = dir.join(entry);
             if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
