@@ -466,6 +466,10 @@ fn healthy_image_passes_everything() {
         log.contains(" > ") && log.contains(" < "),
         "serial.log marks sent and received lines"
     );
+    assert!(
+        log.lines().any(|l| l.contains(" > printf '%s %s\\n' ")) && !log.contains("\\'"),
+        "sent lines read as typed, not escaped"
+    );
     let cond =
         std::fs::read_to_string(run.out.path().join("conditions/storage.status.log")).unwrap();
     assert!(cond.contains("STATE=applied"), "{cond}");

@@ -95,6 +95,14 @@ fn iso_healthy_passes() {
         ],
     );
     assert!(r.message("iso.bootable").to_lowercase().contains("bios"));
+    // Evidence for people, not a debug dump.
+    let evidence = r.evidence("iso.bootable");
+    assert!(
+        evidence.starts_with("BIOS: isolinux/isolinux.bin (no emulation)")
+            && !evidence.contains("Bios")
+            && !evidence.contains('{'),
+        "{evidence}"
+    );
     let bytes = std::fs::metadata(&iso).unwrap().len();
     assert_eq!(r.json["iso"]["bytes"], bytes);
     assert_eq!(r.json["iso"]["sha256"].as_str().map(str::len), Some(64));

@@ -348,7 +348,7 @@ impl Reporter for FolderReporter {
                 self.flush_lines(*at, false);
                 let text = String::from_utf8_lossy(bytes);
                 let shown = text.trim_end_matches(['\r', '\n']);
-                self.log_line(*at, '>', &shown.escape_debug().to_string());
+                self.log_line(*at, '>', &as_typed(shown));
             }
             Event::QemuLog { text } => self.write(|s| &mut s.qemu_log, "qemu.log", text.as_bytes()),
             Event::LogExcerpt { id, lines } => {
@@ -377,6 +377,20 @@ impl Reporter for FolderReporter {
             Event::RunStarted { .. } | Event::PhaseStarted(_) | Event::Note(_) => {}
         }
     }
+}
+
+/// A sent line as it was typed: quotes and backslashes as they are, only control characters
+/// (a Ctrl-C, an escape, a stray CR) shown as `\u{3}`-style escapes so the line stays one line.
+fn as_typed(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\t' => out.push('\t'),
+            c if c.is_control() => out.push_str(&c.escape_default().to_string()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A condition's transcript held in memory with a bound: a guest flooding its console for
@@ -436,6 +450,16 @@ impl BoundedText {
 #[cfg(test)]
 mod bounded_tests {
     use super::*;
+
+    #[test]
+    fn sent_lines_read_as_typed() {
+        assert_eq!(
+            as_typed(r#"printf '%s\n' "a b"; echo \$HOME"#),
+            r#"printf '%s\n' "a b"; echo \$HOME"#
+        );
+        assert_eq!(as_typed("\u{3}"), "\\u{3}");
+        assert_eq!(as_typed("a\rb\u{1b}[A"), "a\\rb\\u{1b}[A");
+    }
 
     #[test]
     fn a_flooded_transcript_keeps_its_head_and_latest_tail_within_bounds() {

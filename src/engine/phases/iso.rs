@@ -473,12 +473,14 @@ pub fn bootable(engine: &mut Engine) -> Outcome {
                 .entries
                 .iter()
                 .map(|e| {
+                    // For people: "BIOS: isolinux/isolinux.bin (no emulation)".
                     format!(
-                        "{:?}: {} ({} media, sector {}){}",
+                        "{}: {} ({}{})",
                         e.platform,
-                        e.image_path.as_deref().unwrap_or("boot image"),
+                        e.image_path
+                            .clone()
+                            .unwrap_or_else(|| format!("a boot image at sector {}", e.load_rba)),
                         e.media,
-                        e.load_rba,
                         if e.bootable { "" } else { ", not bootable" }
                     )
                 })
@@ -495,7 +497,7 @@ pub fn bootable(engine: &mut Engine) -> Outcome {
                         "volume `{}`: the El Torito catalog has no BIOS or UEFI boot entry",
                         image.volume_id()
                     ),
-                    entries.join("; "),
+                    entries.join(", "),
                 );
             }
             let o = Outcome::pass(
@@ -503,7 +505,7 @@ pub fn bootable(engine: &mut Engine) -> Outcome {
                     "ISO 9660 volume `{}` with El Torito boot entries: {kinds}",
                     image.volume_id()
                 ),
-                entries.join("; "),
+                entries.join(", "),
             );
             let firmware = engine.config.profile.machine.firmware;
             match firmware {
@@ -513,7 +515,7 @@ pub fn bootable(engine: &mut Engine) -> Outcome {
                             "volume `{}` has no BIOS boot entry (UEFI only), and the profile boots with SeaBIOS — set `machine: firmware: uefi`",
                             image.volume_id()
                         ),
-                        entries.join("; "),
+                        entries.join(", "),
                     )
                 }
                 Firmware::Uefi if !cat.has_uefi() => {
@@ -522,7 +524,7 @@ pub fn bootable(engine: &mut Engine) -> Outcome {
                             "volume `{}` has no UEFI boot entry (BIOS only), and the profile boots with UEFI — set `machine: firmware: bios`, or add an EFI boot image (xorriso -eltorito-alt-boot -e …)",
                             image.volume_id()
                         ),
-                        entries.join("; "),
+                        entries.join(", "),
                     )
                 }
                 _ => {}
