@@ -10,6 +10,8 @@
 //! saying it was starved of CPU) concern no condition: they are only remembered, for the
 //! judge of a wait that then runs out of time.
 
+#[cfg(test)]
+mod hostile_tests;
 pub mod login;
 pub mod menu;
 
@@ -386,7 +388,7 @@ impl Dialogue {
                     // su had time to turn the echo off. A line of output that ends in
                     // "password:" is not asked of us.
                     let first = self.console.with_transcript(|t| {
-                        let text = t.text().get(from..p.end.max(from)).unwrap_or("");
+                        let text = t.slice(from, p.end.max(from));
                         framed
                             .begin_re
                             .find(text)
@@ -398,7 +400,7 @@ impl Dialogue {
                     self.settle_after_prompt().await;
                     let waiting = self
                         .console
-                        .with_transcript(|t| t.text().get(p.end..).unwrap_or("").trim().is_empty());
+                        .with_transcript(|t| t.text_from(p.end).trim().is_empty());
                     if !waiting {
                         continue;
                     }
@@ -446,7 +448,7 @@ impl Dialogue {
     ) -> Result<FramedOutput, WaitError> {
         let text = self
             .console
-            .with_transcript(|t| t.text().get(from..).unwrap_or("").to_string());
+            .with_transcript(|t| t.text_from(from).to_string());
         framed
             .extract(&text, &self.noise)
             .ok_or_else(|| WaitError::Closed {
@@ -558,7 +560,7 @@ impl Dialogue {
         let from = sent[0].1;
         self.console.with_transcript(|t| {
             // The guest may erase back past where the frames began.
-            let text = t.text().get(from..).unwrap_or("");
+            let text = t.text_from(from);
             sent.iter().any(|(f, _)| f.begin_re.is_match(text))
         })
     }

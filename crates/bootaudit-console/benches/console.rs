@@ -439,12 +439,8 @@ fn expect_ours(pieces: &[&[u8]], pats: &[Regex]) -> usize {
         if let Some(m) = t.expect_from(pats, from) {
             return m.end;
         }
-        let text = t.text();
-        let mut next = text.len().saturating_sub(RESCAN_WINDOW);
-        while !text.is_char_boundary(next) {
-            next -= 1;
-        }
-        search_from = Some(next);
+        // Absolute offsets: a long flood may pass the transcript's bound.
+        search_from = Some(t.start() + t.relative(t.end().saturating_sub(RESCAN_WINDOW)));
     }
     panic!("marker not found");
 }

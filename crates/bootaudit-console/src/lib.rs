@@ -8,6 +8,7 @@
 //! - [`framing`]: wrap a shell command in markers its echo can never match, and parse its output
 //!   and exit code back, tolerating console messages that land in the middle.
 //! - [`log_lines`]: a recorded log as numbered normalised lines, streamed (flat memory).
+//! - [`terminal`]: the cursor the guest believes in and the answers to its terminal queries.
 //!
 //! Design notes: `docs/console.md`.
 
@@ -15,11 +16,13 @@ pub mod engine;
 pub mod framing;
 pub mod log_lines;
 pub mod normalize;
+pub mod terminal;
 pub mod transcript;
 
 pub use engine::{
-    deadline_in, Console, ConsoleConfig, ConsoleEvent, EventSink, ExpectError, FnSink, SendError,
-    Signature, SignatureHit,
+    deadline_in, CloseReason, Console, ConsoleConfig, ConsoleEvent, EventSink, ExpectError, FnSink,
+    QueryCounts, Retained, SendError, Signature, SignatureHit, ECHO_WINDOW, MAX_HIT_LINE,
+    MAX_QUERY_RECORDS, MAX_RECENT_HITS,
 };
 pub use framing::{
     announced_commands, frame, frame_on_terminal, frame_with_token, fresh_token, parse_between,
@@ -27,4 +30,5 @@ pub use framing::{
 };
 pub use log_lines::{for_each_line, LogStats};
 pub use normalize::Normalizer;
-pub use transcript::{Match, Transcript};
+pub use terminal::{QueryKind, TerminalSize};
+pub use transcript::{Match, Transcript, DEFAULT_MAX_TEXT};

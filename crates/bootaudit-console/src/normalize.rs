@@ -211,6 +211,33 @@ impl Normalizer {
             }
         };
         out.push_str(&self.text[..cut]);
+        self.cut_front(cut);
+    }
+
+    /// Forget the first `n` bytes of the text (moved down to a character boundary), keeping
+    /// their successors' times: a bounded transcript drops its oldest text this way. Offsets of
+    /// [`text`] and [`time_at`] restart at the remaining text. Returns how many bytes went.
+    ///
+    /// [`text`]: Normalizer::text
+    /// [`time_at`]: Normalizer::time_at
+    pub fn drop_front(&mut self, n: usize) -> usize {
+        let mut cut = n.min(self.text.len());
+        while !self.text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.cut_front(cut);
+        cut
+    }
+
+    /// Entries of the offset → time map kept (8 bytes each).
+    pub fn time_entries(&self) -> usize {
+        self.times.len()
+    }
+
+    fn cut_front(&mut self, cut: usize) {
+        if cut == 0 {
+            return;
+        }
         self.text.drain(..cut);
         // Keep the entry covering the cut (rebased to 0) and every later one.
         let keep_from = self

@@ -22,7 +22,7 @@ pub const RESCAN_WINDOW: usize = 16 * 1024;
 pub struct Match {
     /// Index of the pattern that matched, in the order given.
     pub pattern: usize,
-    /// Byte range of the match in the transcript text.
+    /// Byte range of the match in the transcript (absolute offsets, see [`Transcript`]).
     pub start: usize,
     pub end: usize,
     /// Text between the cursor (before the call) and the match.
@@ -53,61 +53,167 @@ impl Match {
     }
 }
 
+/// How much normalised text a [`Transcript`] keeps by default: 32 MiB, far more than any boot
+/// prints (a verbose one is a few MiB) and a bound on a console flooded for minutes. Past it
+/// the oldest text goes, down to three quarters of the bound, at a line's start where there
+/// is one; the raw bytes still reach the event sink whole.
+pub const DEFAULT_MAX_TEXT: usize = 32 << 20;
+
 /// Normalised transcript plus the dialogue's cursor.
-#[derive(Debug, Clone, Default)]
+///
+/// Offsets (the cursor, [`Match::start`]/[`Match::end`], [`Transcript::time_at`]) are absolute:
+/// they count every byte of text since the start, also those a bounded transcript no longer
+/// keeps. [`Transcript::text`] is the text kept, which begins at [`Transcript::start`]; the
+/// helpers [`Transcript::text_from`], [`Transcript::slice`] and [`Transcript::line_at`] take
+/// absolute offsets and never panic on one that is gone or out of range.
+#[derive(Debug, Clone)]
 pub struct Transcript {
     norm: Normalizer,
+    /// Absolute offset of the first byte kept.
+    base: usize,
     cursor: usize,
+    max_text: usize,
+}
+
+impl Default for Transcript {
+    fn default() -> Self {
+        Self::with_limit(DEFAULT_MAX_TEXT)
+    }
 }
 
 impl Transcript {
-    /// An empty transcript with the cursor at 0.
+    /// An empty transcript with the cursor at 0, keeping at most [`DEFAULT_MAX_TEXT`] bytes.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Append a raw chunk (normalised on the way in). Returns the offset from which the text
-    /// changed (see [`Normalizer::push`]).
+    /// An empty transcript keeping at most `max_text` bytes of text (at least 64 KiB, so the
+    /// rescan window and a long line fit).
+    pub fn with_limit(max_text: usize) -> Self {
+        Transcript {
+            norm: Normalizer::new(),
+            base: 0,
+            cursor: 0,
+            max_text: max_text.max(4 * RESCAN_WINDOW),
+        }
+    }
+
+    /// Append a raw chunk (normalised on the way in). Returns the absolute offset from which
+    /// the text changed (see [`Normalizer::push`]).
     pub fn push(&mut self, bytes: &[u8], at: Instant) -> usize {
-        let changed = self.norm.push(bytes, at);
+        let changed = self.base + self.norm.push(bytes, at);
+        if self.norm.text().len() > self.max_text {
+            self.trim();
+        }
         // A backspace may erase text the cursor had already passed; keep the cursor in range.
-        self.cursor = self.cursor.min(self.norm.text().len());
-        changed
+        self.cursor = self.cursor.clamp(self.base, self.end());
+        changed.max(self.base)
+    }
+
+    /// Drop the oldest text down to three quarters of the bound, cutting after a newline when
+    /// one is in the next quarter (so the text kept starts with a whole line).
+    fn trim(&mut self) {
+        let text = self.norm.text();
+        let cut = text.len() - self.max_text / 4 * 3;
+        let cut = text.as_bytes()[cut..text.len() - self.max_text / 2]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(cut, |i| cut + i + 1);
+        self.base += self.norm.drop_front(cut);
     }
 
     /// End of stream (see [`Normalizer::finish`]).
     pub fn finish(&mut self) {
         self.norm.finish();
+        if self.norm.text().len() > self.max_text {
+            self.trim();
+        }
     }
 
-    /// The whole normalised text.
+    /// The normalised text kept; its first byte is at absolute offset [`start`].
+    ///
+    /// [`start`]: Transcript::start
     pub fn text(&self) -> &str {
         self.norm.text()
     }
 
-    /// The normaliser, for its time map.
+    /// Absolute offset of the first byte of [`text`](Transcript::text): how much older text a
+    /// bounded transcript dropped (0 until it has).
+    pub fn start(&self) -> usize {
+        self.base
+    }
+
+    /// Absolute offset of the end of the text.
+    pub fn end(&self) -> usize {
+        self.base + self.norm.text().len()
+    }
+
+    /// Bytes of text kept (what the bound limits).
+    pub fn retained(&self) -> usize {
+        self.norm.text().len()
+    }
+
+    /// The bound on [`retained`](Transcript::retained) (after each push).
+    pub fn limit(&self) -> usize {
+        self.max_text
+    }
+
+    /// The byte index into [`text`](Transcript::text) of absolute `offset`, clamped to the
+    /// text kept and moved down to a character boundary.
+    pub fn relative(&self, offset: usize) -> usize {
+        let text = self.norm.text();
+        let mut o = offset.saturating_sub(self.base).min(text.len());
+        while !text.is_char_boundary(o) {
+            o -= 1;
+        }
+        o
+    }
+
+    /// The text kept from absolute `offset` to the end (all of it for an offset already gone).
+    pub fn text_from(&self, offset: usize) -> &str {
+        &self.norm.text()[self.relative(offset)..]
+    }
+
+    /// The text kept between absolute offsets `from` and `to` (clamped; empty if reversed).
+    pub fn slice(&self, from: usize, to: usize) -> &str {
+        let (a, b) = (self.relative(from), self.relative(to));
+        &self.norm.text()[a..b.max(a)]
+    }
+
+    /// The whole line (without its newline) containing absolute offset `at`, as far as kept.
+    pub fn line_at(&self, at: usize) -> &str {
+        let text = self.norm.text();
+        let at = self.relative(at);
+        let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        &text[start..end]
+    }
+
+    /// Arrival time of the text at absolute `offset` (see [`Normalizer::time_at`]).
+    pub fn time_at(&self, offset: usize) -> Option<Instant> {
+        self.norm.time_at(offset.saturating_sub(self.base))
+    }
+
+    /// The normaliser, for its time map; its offsets are relative to
+    /// [`text`](Transcript::text) (subtract [`start`](Transcript::start)).
     pub fn normalizer(&self) -> &Normalizer {
         &self.norm
     }
 
-    /// Current cursor (byte offset into [`text`](Transcript::text)).
+    /// Current cursor (absolute byte offset).
     pub fn cursor(&self) -> usize {
         self.cursor
     }
 
-    /// Move the cursor; clamped to the text and to a character boundary.
+    /// Move the cursor to absolute `offset`; clamped to the text kept and to a character
+    /// boundary (so `set_cursor(0)` is the oldest text kept).
     pub fn set_cursor(&mut self, offset: usize) {
-        let text = self.norm.text();
-        let mut o = offset.min(text.len());
-        while !text.is_char_boundary(o) {
-            o -= 1;
-        }
-        self.cursor = o;
+        self.cursor = self.base + self.relative(offset);
     }
 
     /// Text from the cursor to the end, not yet consumed by any match.
     pub fn unmatched(&self) -> &str {
-        &self.norm.text()[self.cursor..]
+        self.text_from(self.cursor)
     }
 
     /// The last `max_chars` characters of the unconsumed text (for error messages).
@@ -122,13 +228,11 @@ impl Transcript {
     }
 
     /// Like [`expect`](Transcript::expect) but only considers matches starting at or after
-    /// `search_from` (which must be ≥ the cursor); `before` still starts at the cursor. The
-    /// engine uses this to avoid rescanning a long unmatched tail on every chunk.
+    /// absolute `search_from` (which must be ≥ the cursor); `before` still starts at the
+    /// cursor. The engine uses this to avoid rescanning a long unmatched tail on every chunk.
     pub fn expect_from(&mut self, patterns: &[Regex], search_from: usize) -> Option<Match> {
-        let mut from = search_from.max(self.cursor).min(self.norm.text().len());
-        while !self.norm.text().is_char_boundary(from) {
-            from -= 1;
-        }
+        let from = self.relative(search_from.max(self.cursor));
+        let cursor = self.relative(self.cursor);
         let (idx, caps_start, caps_end, groups, names) = {
             let text = self.norm.text();
             let mut best: Option<(usize, regex::Captures<'_>)> = None;
@@ -160,15 +264,15 @@ impl Transcript {
         let text = self.norm.text();
         let m = Match {
             pattern: idx,
-            start: caps_start,
-            end: caps_end,
-            before: text[self.cursor..caps_start].to_string(),
+            start: self.base + caps_start,
+            end: self.base + caps_end,
+            before: text[cursor..caps_start].to_string(),
             matched: text[caps_start..caps_end].to_string(),
             groups,
             group_names: names,
             at: self.norm.time_at(caps_end.saturating_sub(1)),
         };
-        self.cursor = caps_end;
+        self.cursor = self.base + caps_end;
         Some(m)
     }
 }
@@ -259,5 +363,81 @@ mod tests {
         t.push(b"\x08\x08X", Instant::now());
         assert_eq!(t.text(), "aX");
         assert!(t.cursor() <= t.text().len());
+    }
+
+    /// Past its bound the transcript drops its oldest text at a line's start; offsets stay
+    /// absolute (the same as an unbounded transcript's), the end matches the whole stream,
+    /// and a match after many trims carries its absolute place and time.
+    #[test]
+    fn a_bounded_transcript_keeps_absolute_offsets_and_whole_lines() {
+        let limit = 4 * RESCAN_WINDOW;
+        let mut t = Transcript::with_limit(limit);
+        let mut input = Vec::new();
+        for i in 0..40_000 {
+            input.extend_from_slice(format!("line {i} of the flood\r\n").as_bytes());
+        }
+        input.extend_from_slice(b"login: ");
+        let whole = Normalizer::normalize_all(&input);
+        let at = Instant::now();
+        let mut n = 0;
+        for (i, c) in input.chunks(977).enumerate() {
+            t.push(c, at);
+            n += c.len();
+            assert!(t.retained() <= limit, "after {n} bytes");
+            assert_eq!(t.end(), t.start() + t.text().len());
+            if i % 50 == 0 {
+                assert!(
+                    t.start() == 0 || t.text().starts_with("line "),
+                    "whole lines"
+                );
+            }
+        }
+        assert_eq!(t.end(), whole.len());
+        assert!(t.start() > whole.len() / 2);
+        assert_eq!(&whole[t.start()..], t.text());
+        let m = t.expect(&[re("login: ")]).unwrap();
+        assert_eq!((m.start, m.end), (whole.len() - 7, whole.len()));
+        assert_eq!(t.cursor(), whole.len());
+        assert_eq!(t.line_at(m.start), "login: ");
+        assert_eq!(t.time_at(m.start), Some(at));
+        // set_cursor(0) is the oldest text kept; a search from there finds what is kept.
+        t.set_cursor(0);
+        assert_eq!(t.cursor(), t.start());
+        let first = t.expect(&[re(r"line (\d+) ")]).unwrap();
+        assert!(first.start >= t.start());
+        assert_eq!(&whole[first.start..first.end], first.matched);
+    }
+
+    /// Offsets already dropped, past the end or inside a character never panic: they clamp.
+    #[test]
+    fn stale_and_odd_offsets_clamp() {
+        let mut t = Transcript::with_limit(0);
+        let at = Instant::now();
+        // One long line of two-byte characters: the cut falls inside the line, on a boundary.
+        for _ in 0..100 {
+            t.push("é".repeat(1000).as_bytes(), at);
+        }
+        assert!(t.start() > 0 && t.retained() <= t.limit());
+        assert!(t.text().starts_with('é'));
+        for off in [
+            0,
+            1,
+            t.start() - 1,
+            t.start() + 1,
+            t.end() - 1,
+            t.end() + 99,
+        ] {
+            let _ = t.text_from(off);
+            let _ = t.slice(off, off + 3);
+            let _ = t.slice(off + 3, off);
+            let _ = t.line_at(off);
+            let _ = t.time_at(off);
+            t.set_cursor(off);
+            assert!(t.cursor() >= t.start() && t.cursor() <= t.end());
+            let _ = t.unmatched_tail(10);
+        }
+        assert_eq!(t.slice(0, 1), "");
+        assert_eq!(t.text_from(0), t.text());
+        assert_eq!(t.text_from(t.end() + 5), "");
     }
 }

@@ -808,7 +808,7 @@ async fn boot_login(
                 let line = s
                     .dialogue
                     .console
-                    .with_transcript(|t| line_around(t.text(), m.start));
+                    .with_transcript(|t| line_around(t, m.start));
                 return Ok(Outcome::pass(
                     format!(
                         "{} after {:.1}s",
@@ -882,11 +882,9 @@ async fn first_output(s: &mut Session, deadline: Instant) -> Result<(), WaitErro
     }
 }
 
-/// The whole line containing byte `at`.
-fn line_around(text: &str, at: usize) -> String {
-    let start = text[..at].rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let end = text[at..].find('\n').map(|i| at + i).unwrap_or(text.len());
-    text[start..end].trim().to_string()
+/// The whole line containing byte `at` (an absolute transcript offset, as a match's).
+fn line_around(t: &bootaudit_console::Transcript, at: usize) -> String {
+    t.line_at(at).trim().to_string()
 }
 
 /// The profile's login: an automatic login of its user, the user and password typed at the
@@ -940,7 +938,7 @@ async fn autologin(
                     let line = s
                         .dialogue
                         .console
-                        .with_transcript(|t| line_around(t.text(), m.start));
+                        .with_transcript(|t| line_around(t, m.start));
                     return Err(verdicts::no_autologin(expected, line));
                 }
                 Err(WaitError::Timeout { tail, .. }) => {
@@ -972,7 +970,7 @@ async fn autologin(
     let line = s
         .dialogue
         .console
-        .with_transcript(|t| line_around(t.text(), m.start));
+        .with_transcript(|t| line_around(t, m.start));
     let user = m.get(1).unwrap_or_default().to_string();
     let o = verdicts::autologin(&user, expected, line);
     match o.status {
@@ -999,10 +997,7 @@ async fn password_login(
         Ok(PasswordLogin::Accepted { asked: false }) => Ok(verdicts::password_login(user, None)
             .with_warning(format!("`{user}` was logged in without a password prompt"))),
         Ok(PasswordLogin::Refused { at }) => {
-            let line = s
-                .dialogue
-                .console
-                .with_transcript(|t| line_around(t.text(), at));
+            let line = s.dialogue.console.with_transcript(|t| line_around(t, at));
             Err(verdicts::login_refused(user, line))
         }
         Err(e) => Err(wait_failure(s, e, &format!("logging in as `{user}`"), timeout).await),
@@ -1178,7 +1173,7 @@ async fn watch(
             let line = s
                 .dialogue
                 .console
-                .with_transcript(|t| line_around(t.text(), m.start));
+                .with_transcript(|t| line_around(t, m.start));
             Ok(Outcome::pass(
                 format!("the console shows {}", quote(&line)),
                 evidence,
