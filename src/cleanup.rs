@@ -232,8 +232,24 @@ fn write_record(path: &Path, record: &Record) -> std::io::Result<()> {
 
 /// Record a child this run spawned (called right after the spawn, before anything can wait).
 pub fn track_process(pid: i32) {
-    let Some(id) = identify(pid) else { return };
+    let Some(id) = settled_identity(pid) else {
+        return;
+    };
     with_registry(|r| r.processes.push(id));
+}
+
+/// [`identify`], waiting a moment for the command line: right after a spawn, under load, the
+/// kernel may not show the new program's yet, and a record without it could never match.
+fn settled_identity(pid: i32) -> Option<ProcessIdentity> {
+    let mut id = identify(pid);
+    for _ in 0..40 {
+        if id.as_ref().is_none_or(|i| !i.cmdline.is_empty()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        id = identify(pid);
+    }
+    id
 }
 
 /// The child has been reaped.
@@ -450,7 +466,7 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
-        let mut wrong = identify(bystander.id() as i32).unwrap();
+        let mut wrong = settled_identity(bystander.id() as i32).unwrap();
         wrong.start_time += 1;
         // A dead owner: a child that has already exited.
         let mut gone = std::process::Command::new("true").spawn().unwrap();
@@ -495,7 +511,7 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
-        let id = identify(orphan.id() as i32).unwrap();
+        let id = settled_identity(orphan.id() as i32).unwrap();
         let record = Record {
             version: 1,
             owner: Owner {
@@ -522,7 +538,7 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
-        let id = identify(runner.id() as i32).unwrap();
+        let id = settled_identity(runner.id() as i32).unwrap();
         let folder = state.path().join("owned");
         std::fs::create_dir(&folder).unwrap();
         let record = Record {
