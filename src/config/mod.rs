@@ -207,7 +207,54 @@ pub fn load_with_vars(
     overrides: &[(String, String)],
 ) -> Result<Config, ConfigError> {
     let source = read_source(profile_arg, EMBEDDED_PROFILES, "profile")?;
-    let mut profile: Profile = parse_yaml(&source)?;
+    let dir = source.dir.clone();
+    load_source(source, overrides, |reference| match &dir {
+        Some(dir) if looks_like_path(reference) => read_source(
+            &dir.join(reference).to_string_lossy(),
+            EMBEDDED_CATALOGS,
+            "catalog",
+        ),
+        _ => read_source(reference, EMBEDDED_CATALOGS, "catalog"),
+    })
+}
+
+/// [`load_with_vars`] from a profile's text; catalogs from `catalogs` or embedded, no file read.
+pub fn load_from_str(
+    name: &str,
+    text: &str,
+    catalogs: &[(&str, &str)],
+    overrides: &[(String, String)],
+) -> Result<Config, ConfigError> {
+    let source = Source {
+        name: name.to_string(),
+        text: text.to_string(),
+        dir: None,
+    };
+    load_source(source, overrides, |reference| {
+        match catalogs.iter().find(|(n, _)| *n == reference) {
+            Some((n, text)) => Ok(Source {
+                name: n.to_string(),
+                text: text.to_string(),
+                dir: None,
+            }),
+            None if looks_like_path(reference) => Err(ConfigError {
+                file: reference.to_string(),
+                line: None,
+                column: None,
+                message: "catalog not given (nothing is read from disk here)".into(),
+            }),
+            None => read_source(reference, EMBEDDED_CATALOGS, "catalog"),
+        }
+    })
+}
+
+/// Parses and validates a profile's source, reading the catalogs it names with `catalog`.
+fn load_source(
+    source: Source,
+    overrides: &[(String, String)],
+    catalog: impl Fn(&str) -> Result<Source, ConfigError>,
+) -> Result<Config, ConfigError> {
+    let mut profile: Profile = parse_profile(&source)?;
     for (name, value) in overrides {
         if !profile.vars.contains_key(name) {
             let known: Vec<&str> = profile.vars.keys().map(String::as_str).collect();
@@ -243,14 +290,7 @@ pub fn load_with_vars(
     let mut conditions = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
     for reference in &profile.checks {
-        let catalog_src = match &source.dir {
-            Some(dir) if looks_like_path(reference) => read_source(
-                &dir.join(reference).to_string_lossy(),
-                EMBEDDED_CATALOGS,
-                "catalog",
-            )?,
-            _ => read_source(reference, EMBEDDED_CATALOGS, "catalog")?,
-        };
+        let catalog_src = catalog(reference)?;
         let catalog: Catalog = parse_yaml(&catalog_src)?;
         for (name, diag) in catalog.diagnostics {
             profile.diagnostics.entry(name).or_insert(diag);
@@ -306,6 +346,89 @@ pub fn load_with_vars(
 
 fn looks_like_path(s: &str) -> bool {
     s.contains('/') || s.ends_with(".yaml") || s.ends_with(".yml")
+}
+
+/// How deep `extends:` may chain (a loop is caught long before: it repeats a name).
+const MAX_EXTENDS: usize = 8;
+
+/// The profile in `source`, on top of the one its `extends:` names — an embedded profile, or a
+/// file relative to this one. Mappings merge key by key; anything else this profile gives
+/// (a scalar, a list) replaces the base's whole. Without `extends:` it is read as it is, with
+/// every error at its line and column.
+fn parse_profile(source: &Source) -> Result<Profile, ConfigError> {
+    let value: serde_yaml_ng::Value = parse_yaml(source)?;
+    if value.get("extends").is_none() {
+        return parse_yaml(source);
+    }
+    let merged = extended(source, value, &mut Vec::new())?;
+    serde_yaml_ng::from_value(merged).map_err(|e| {
+        // No positions in a merged value: point at what the message quotes, in this file.
+        let message = e.to_string();
+        let needle = message.split('`').nth(1).unwrap_or("").to_string();
+        let mut err = source.error_at(
+            &needle,
+            format!("{message} — fix the file (see docs/profiles.md)"),
+        );
+        if needle.is_empty() || !source.text.contains(&needle) {
+            err.line = None;
+            err.column = None;
+        }
+        err
+    })
+}
+
+/// `value` (parsed from `source`) merged onto what its `extends:` names, recursively.
+fn extended(
+    source: &Source,
+    mut value: serde_yaml_ng::Value,
+    chain: &mut Vec<String>,
+) -> Result<serde_yaml_ng::Value, ConfigError> {
+    let Some(base) = value.as_mapping_mut().and_then(|m| m.remove("extends")) else {
+        return Ok(value);
+    };
+    let Some(base) = base.as_str().map(str::to_string) else {
+        return Err(source.error_at(
+            "extends:",
+            "`extends` names one profile: an embedded name (pre-nixos, generic, nixos-installer) or a path".into(),
+        ));
+    };
+    let reference = match (&source.dir, looks_like_path(&base)) {
+        (Some(dir), true) => dir.join(&base).to_string_lossy().into_owned(),
+        _ => base.clone(),
+    };
+    chain.push(source.name.clone());
+    if chain.len() > MAX_EXTENDS || chain.contains(&reference) {
+        return Err(source.error_at(
+            "extends:",
+            format!(
+                "`extends: {base}` makes a loop or a chain deeper than {MAX_EXTENDS}: {} → {base}",
+                chain.join(" → ")
+            ),
+        ));
+    }
+    let base_src = read_source(&reference, EMBEDDED_PROFILES, "profile")
+        .map_err(|e| source.error_at(&base, format!("`extends: {base}`: {}", e.message)))?;
+    let base_value: serde_yaml_ng::Value = parse_yaml(&base_src)?;
+    let base_value = extended(&base_src, base_value, chain)?;
+    Ok(merge(base_value, value))
+}
+
+/// `over` on top of `base`: mappings merge key by key, anything else replaces.
+fn merge(base: serde_yaml_ng::Value, over: serde_yaml_ng::Value) -> serde_yaml_ng::Value {
+    use serde_yaml_ng::Value;
+    match (base, over) {
+        (Value::Mapping(mut b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                let merged = match b.remove(&k) {
+                    Some(old) => merge(old, v),
+                    None => v,
+                };
+                b.insert(k, merged);
+            }
+            Value::Mapping(b)
+        }
+        (_, over) => over,
+    }
 }
 
 fn read_source(arg: &str, embedded: &[(&str, &str)], what: &str) -> Result<Source, ConfigError> {
@@ -515,10 +638,75 @@ fn validate_profile(config: &Config) -> Result<(), ConfigError> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_profile_extends_an_embedded_one_and_overrides_only_what_differs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mine.yaml");
+        std::fs::write(
+            &path,
+            "extends: pre-nixos\nname: mine\nmachine:\n  memory: 3G\ntimeouts:\n  conditions:\n    storage.status: 20s\n",
+        )
+        .unwrap();
+        let mine = load(path.to_str().unwrap()).unwrap();
+        let base = load("pre-nixos").unwrap();
+        assert_eq!(mine.profile.name, "mine");
+        assert_ne!(mine.profile.machine.memory, base.profile.machine.memory);
+        assert_eq!(mine.profile.machine.cpus, base.profile.machine.cpus);
+        let t = &mine.profile.timeouts.conditions;
+        assert_eq!(t["storage.status"].0.as_secs(), 20);
+        // The base's other per-condition timeouts stay: mappings merge.
+        assert_eq!(
+            t["boot.login"].0,
+            base.profile.timeouts.conditions["boot.login"].0
+        );
+        assert_eq!(mine.conditions.len(), base.conditions.len());
+    }
+
+    #[test]
+    fn extends_errors_name_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, "name: bad\nextends: no-such-profile\n").unwrap();
+        let e = load(path.to_str().unwrap()).unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.message.contains("no-such-profile"), "{e}");
+        std::fs::write(&path, "extends: pre-nixos\nmachine:\n  cpuz: 2\n").unwrap();
+        let e = load(path.to_str().unwrap()).unwrap_err();
+        assert!(e.message.contains("cpuz"), "{e}");
+        assert_eq!(e.line, Some(3), "{e}");
+        let looped = dir.path().join("loop.yaml");
+        std::fs::write(&looped, "extends: loop.yaml\nname: l\n").unwrap();
+        let e = load(looped.to_str().unwrap()).unwrap_err();
+        assert!(e.message.contains("loop"), "{e}");
+    }
+
     fn write(dir: &Path, name: &str, text: &str) -> String {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         path.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn profile_text_loads_without_files() {
+        let text = include_str!("../../profiles/pre-nixos.yaml");
+        let from_text = load_from_str("p.yaml", text, &[], &[]).unwrap();
+        let ids = |c: &Config| {
+            c.conditions
+                .iter()
+                .map(|d| d.id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&from_text), ids(&load("pre-nixos").unwrap()));
+        // A catalog given as text replaces the embedded one of that name.
+        let catalog = include_str!("../../checks/pre-nixos.yaml")
+            .replace("id: storage.tools", "id: storage.tools\n    timeout: 7s");
+        let given = load_from_str("p.yaml", text, &[("pre-nixos", &catalog)], &[]).unwrap();
+        let tools = given.condition("storage.tools").unwrap();
+        assert_eq!(tools.timeout.map(|t| t.to_string()).as_deref(), Some("7s"));
+        // A path is not read.
+        let by_path = text.replace("checks: [pre-nixos,", "checks: [/etc/passwd,");
+        let err = load_from_str("p.yaml", &by_path, &[], &[]).unwrap_err();
+        assert!(err.message.contains("not given"), "{err}");
     }
 
     #[test]
