@@ -48,6 +48,15 @@ fi
 command -v cargo >/dev/null || { echo "setup: cargo not found: install a stable Rust toolchain (rustup)" >&2; exit 1; }
 qemu-system-x86_64 --version | head -1 >&2
 
+# cargo-fuzz, from crates.io, for scripts/fuzz-smoke.sh (docs/fuzzing.md); the fuzz targets
+# build with the nightly toolchain, which rustup has to provide.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "setup: installing cargo-fuzz" >&2
+    cargo install --locked --quiet cargo-fuzz
+fi
+cargo +nightly --version >/dev/null 2>&1 ||
+    echo "setup: no nightly Rust toolchain: scripts/fuzz-smoke.sh needs one (rustup toolchain install nightly)" >&2
+
 # The JUnit consumers the tests read junit.xml with, pinned, from the registries, into .tools/
 # (ignored by git): junitparser (PyPI) and junit2json (npm).
 tools="$(cd "$(dirname "$0")/.." && pwd)/.tools"
