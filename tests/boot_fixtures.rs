@@ -389,9 +389,17 @@ fn assert_replay_agrees(run: &Run, extra: &[&str]) {
         "replay disagrees with the live run:\n{}",
         differ.join("\n")
     );
-    // Starved live (an error), replay cannot judge it either: nothing failed, incomplete.
+    // Starved live (an error), replay cannot judge it either: nothing failed, incomplete. A
+    // live failure before the boot (iso.console) is not in the log: replay sees no failure and
+    // cannot judge the boot, so it is incomplete too.
+    let boot_failed = run.report["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["phase"] == "boot" && c["status"] == "fail");
     let want_code = match run.starved() {
         Some(_) if run.code == 3 => 4,
+        _ if run.code == 1 && !boot_failed => 4,
         _ => run.code,
     };
     assert_eq!(output.status.code(), Some(want_code), "replay exit code");
@@ -556,6 +564,15 @@ fn no_autologin() {
         .collect();
     expect_boot(&run, &["boot.autologin"], &blocked);
     assert!(message(&run, "boot.autologin").contains("login prompt"));
+    // A watch names the line it matched and when that line came.
+    let watched = message(&run, "console.lan-announce");
+    assert!(
+        watched.contains("LAN IPv4 address") && watched.contains("which came at +"),
+        "{watched}"
+    );
+    let log = std::fs::read_to_string(run.out.path().join("conditions/console.lan-announce.log"))
+        .unwrap();
+    assert!(log.contains("which came at +"), "{log}");
 }
 
 #[test]

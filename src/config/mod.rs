@@ -709,6 +709,17 @@ mod tests {
         assert!(err.message.contains("not given"), "{err}");
     }
 
+    /// Minimised from a `profile_loader` fuzz crash (a panic in `Duration::from_secs_f64`).
+    #[test]
+    fn out_of_range_duration_is_a_located_error() {
+        let text = "timeouts:\n  default: 99999999999999999999h\n";
+        let err = load_from_str("p.yaml", text, &[], &[]).unwrap_err();
+        assert_eq!(err.line, Some(2), "{err}");
+        let text = "machine:\n  memory: 99999999999T\n";
+        let err = load_from_str("p.yaml", text, &[], &[]).unwrap_err();
+        assert_eq!(err.line, Some(2), "{err}");
+    }
+
     #[test]
     fn embedded_default_profile_loads() {
         let config = load("pre-nixos").unwrap();

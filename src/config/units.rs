@@ -5,6 +5,10 @@
 use serde::{de, Deserialize, Deserializer};
 use std::time::Duration;
 
+/// The longest duration a profile may write: longer waits are typos, and the engine scales
+/// waits (TCG, --timeout-scale) without overflow only below some bound.
+const MAX_SPAN: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// A duration as written in a profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Span(pub Duration);
@@ -46,7 +50,11 @@ impl Span {
                     ))
                 }
             };
-            total += Duration::from_secs_f64(seconds);
+            total = Duration::try_from_secs_f64(seconds)
+                .ok()
+                .and_then(|d| total.checked_add(d))
+                .filter(|t| *t <= MAX_SPAN)
+                .ok_or_else(|| too_long(text))?;
         }
         Ok(Span(total))
     }
@@ -61,10 +69,17 @@ impl<'de> Deserialize<'de> for Span {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Seconds(s) => Ok(Span(Duration::from_secs(s))),
+            Raw::Seconds(s) => Some(Duration::from_secs(s))
+                .filter(|t| *t <= MAX_SPAN)
+                .map(Span)
+                .ok_or_else(|| de::Error::custom(too_long(&s.to_string()))),
             Raw::Text(t) => Span::parse(&t).map_err(de::Error::custom),
         }
     }
+}
+
+fn too_long(text: &str) -> String {
+    format!("`{text}` is longer than a year (366 days): write a shorter duration")
 }
 
 /// A byte size as written in a profile.
@@ -94,7 +109,10 @@ impl Size {
                 ))
             }
         };
-        Ok(Size(number * factor))
+        number
+            .checked_mul(factor)
+            .map(Size)
+            .ok_or_else(|| format!("`{text}` is too large a size (at most 16 EiB)"))
     }
 
     pub fn mib(self) -> u64 {
@@ -146,6 +164,28 @@ mod tests {
         assert_eq!(Span::parse("500ms").unwrap().0, Duration::from_millis(500));
         assert!(Span::parse("ten").is_err());
         assert!(Span::parse("5 parsecs").is_err());
+    }
+
+    /// Found with `fuzz/` (profile_loader): these panicked in `Duration::from_secs_f64`, in the
+    /// `Duration` sum and in the size product (overflow) instead of being errors.
+    #[test]
+    fn out_of_range_values_are_errors() {
+        for text in [
+            "99999999999999999999h",
+            "18446744073709551615s18446744073709551615s",
+            "8784h1s",
+        ] {
+            assert!(Span::parse(text).is_err(), "{text}");
+        }
+        let year = Duration::from_secs(366 * 24 * 3600);
+        assert_eq!(Span::parse("8784h").unwrap().0, year);
+        let yaml = |y: &str| serde_yaml_ng::from_str::<Span>(y).map(|s| s.0);
+        assert!(yaml("31622401").is_err());
+        assert_eq!(yaml("31622400").unwrap(), year);
+        for text in ["99999999999T", "18446744073709551616", "16777216T"] {
+            assert!(Size::parse(text).is_err(), "{text}");
+        }
+        assert_eq!(Size::parse("16777215T").unwrap().0, 16777215 << 40);
     }
 
     #[test]

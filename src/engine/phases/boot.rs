@@ -499,7 +499,7 @@ async fn judge(engine: &mut Engine, s: &mut Session, def: &ConditionDef) -> Outc
         // The guest is gone, but what its console showed before stays shown.
         if let Ok(CheckDef::Watch { pattern }) = def.check() {
             if let Ok(re) = pattern.resolve(&engine.config.profile.vars) {
-                if let Ok(shown) = watch(s, &re, Instant::now(), None).await {
+                if let Ok(shown) = watch(s, engine.clock(), &re, Instant::now(), None).await {
                     return shown;
                 }
             }
@@ -541,7 +541,7 @@ async fn judge(engine: &mut Engine, s: &mut Session, def: &ConditionDef) -> Outc
                     Some(_) => None,
                     None => Some(timeout),
                 };
-                watch(s, &re, started, wait).await
+                watch(s, engine.clock(), &re, started, wait).await
             }
             Err(e) => Err(Outcome::error(e)),
         },
@@ -1158,6 +1158,7 @@ async fn probe(
 /// what the console shows now).
 async fn watch(
     s: &mut Session,
+    clock: crate::engine::Clock,
     re: &Regex,
     started: Instant,
     wait: Option<Duration>,
@@ -1174,8 +1175,16 @@ async fn watch(
                 .dialogue
                 .console
                 .with_transcript(|t| line_around(t, m.start));
+            // When it came, on the run's axis: the transcript's own stamps say when it was read.
+            let when = match s.dialogue.console.time_at(m.start) {
+                Some(at) => format!(
+                    ", which came at +{:.1}s",
+                    clock.ms(at.into_std()) as f64 / 1000.0
+                ),
+                None => String::new(),
+            };
             Ok(Outcome::pass(
-                format!("the console shows {}", quote(&line)),
+                format!("the console shows {}{when}", quote(&line)),
                 evidence,
             ))
         }
