@@ -994,7 +994,7 @@ fn kill_campaign_leaves_nothing_behind() {
         let mut qemus: Vec<u32> = Vec::new();
         let at = match blow {
             Blow::Audit(sig) => {
-                let delay = Duration::from_millis(rng.u64(300..15_000));
+                let delay = Duration::from_millis(rng.u64(1_000..15_000));
                 while started.elapsed() < delay {
                     std::thread::sleep(Duration::from_millis(50));
                     for q in qemu_children(child.id(), "media=cdrom") {
