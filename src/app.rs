@@ -22,6 +22,13 @@ pub fn main(cli: Cli) -> i32 {
             return exit_codes::HARNESS;
         }
     };
+    // First of all: a signal from here on gives the partial report and exit 130 (one in the
+    // reaping or the profile loading is seen as soon as the run starts).
+    let cancel = Cancel::new();
+    {
+        let _in_runtime = runtime.enter();
+        signal::install(cancel.clone());
+    }
     if !matches!(
         cli.command,
         Command::Clean | Command::List(_) | Command::Compare(_)
@@ -35,12 +42,12 @@ pub fn main(cli: Cli) -> i32 {
             match cli.command {
                 Command::Run(a) => {
                     let target = Target::new(a.image.iso, a.image.flake, a.boot);
-                    audit(a.common, Scope::Full, target).await
+                    audit(a.common, Scope::Full, target, cancel).await
                 }
                 Command::Check { phase } => match phase {
                     CheckPhase::Host(a) => {
                         let target = Target::new(None, a.flake, BootArgs::default());
-                        audit(a.common, Scope::Phase(Phase::Host), target).await
+                        audit(a.common, Scope::Phase(Phase::Host), target, cancel).await
                     }
                     CheckPhase::Virt(a) => {
                         let boot = BootArgs {
@@ -51,15 +58,16 @@ pub fn main(cli: Cli) -> i32 {
                             a.common,
                             Scope::Phase(Phase::Virt),
                             Target::new(None, None, boot),
+                            cancel,
                         )
                         .await
                     }
                     CheckPhase::Iso(a) => {
                         let target = Target::new(a.image.iso, a.image.flake, BootArgs::default());
-                        audit(a.common, Scope::Phase(Phase::Iso), target).await
+                        audit(a.common, Scope::Phase(Phase::Iso), target, cancel).await
                     }
                 },
-                Command::Replay(a) => crate::replay::run(a).await,
+                Command::Replay(a) => crate::replay::run(a, cancel).await,
                 Command::List(a) => crate::list::run(a),
                 Command::Compare(a) => crate::compare::run(a),
                 Command::Clean => clean(),
@@ -153,8 +161,13 @@ fn point_latest(out: &Path) {
 
 /// Load the profile or explain why not (exit 2).
 pub fn load_config(profile: &str, vars: &[(String, String)]) -> Result<crate::config::Config, i32> {
-    crate::config::load_with_vars(profile, vars).map_err(|e| {
-        eprintln!("bootaudit: {e}");
+    crate::config::load_with_vars(profile, vars).map_err(|errors| {
+        for e in &errors.0 {
+            eprintln!("bootaudit: {e}");
+        }
+        if errors.0.len() > 1 {
+            eprintln!("bootaudit: {} configuration errors", errors.0.len());
+        }
         exit_codes::USAGE
     })
 }
@@ -247,7 +260,7 @@ impl Target {
     }
 }
 
-async fn audit(common: CommonArgs, scope: Scope, target: Target) -> i32 {
+async fn audit(common: CommonArgs, scope: Scope, target: Target, cancel: Cancel) -> i32 {
     let Target { iso, flake, boot } = target;
     let config = match load_config(&common.profile, &common.vars) {
         Ok(c) => c,
@@ -271,9 +284,6 @@ async fn audit(common: CommonArgs, scope: Scope, target: Target) -> i32 {
             return exit_codes::USAGE;
         }
     }
-    let cancel = Cancel::new();
-    // Before anything is written: an interruption from here on writes the partial report.
-    signal::install(cancel.clone());
     let Reporting {
         dir: out_dir,
         reporters,

@@ -61,6 +61,10 @@ pub struct Reaped {
 
 impl std::fmt::Display for Reaped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // No run behind it: an unreadable record, or a state folder not trusted.
+        if self.owner_pid == 0 {
+            return write!(f, "cleanup: {}", self.problems.join("; "));
+        }
         write!(
             f,
             "an earlier run (pid {}, started {}, `{}`) ended without cleaning up",
@@ -176,6 +180,15 @@ fn with_registry(change: impl FnOnce(&mut Record)) {
     };
     let reg = guard.get_or_insert_with(|| {
         let me = identify(std::process::id() as i32);
+        // Without its own start time a record could not tell this run from a dead one with
+        // the same pid: every other run would reap this one's folders mid-boot. None is kept.
+        let warned = me.is_none();
+        if warned {
+            eprintln!(
+                "bootaudit: warning: cannot read this process's start time in /proc: no cleanup \
+                 record is kept, so what a SIGKILL leaves will not be reaped"
+            );
+        }
         let owner = Owner {
             pid: std::process::id() as i32,
             start_time: me.as_ref().map_or(0, |m| m.start_time),
@@ -191,10 +204,13 @@ fn with_registry(change: impl FnOnce(&mut Record)) {
                 processes: Vec::new(),
                 folders: Vec::new(),
             },
-            warned: false,
+            warned,
         }
     });
     change(&mut reg.record);
+    if reg.record.owner.start_time == 0 {
+        return;
+    }
     let result = if reg.record.processes.is_empty() && reg.record.folders.is_empty() {
         match std::fs::remove_file(&reg.path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -265,6 +281,21 @@ fn untrack_folder(path: &Path) {
     with_registry(|r| r.folders.retain(|f| f != path));
 }
 
+/// How an owned folder's name begins; [`OWNED_NAME_CHARS`] random letters and digits follow.
+const OWNED_PREFIX: &str = "bootaudit-";
+const OWNED_NAME_CHARS: usize = 10;
+
+/// Could this be a folder [`OwnedDir`] made? A record is only data on disk: reaping removes
+/// nothing else, whatever a record names.
+fn is_owned_name(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix(OWNED_PREFIX))
+        .is_some_and(|rest| {
+            rest.len() == OWNED_NAME_CHARS && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+}
+
 /// A private folder (0700) in the temporary folder, recorded before it exists and removed on
 /// drop.
 pub struct OwnedDir {
@@ -272,11 +303,11 @@ pub struct OwnedDir {
 }
 
 impl OwnedDir {
-    pub fn create(prefix: &str) -> std::io::Result<OwnedDir> {
+    pub fn create() -> std::io::Result<OwnedDir> {
         use std::os::unix::fs::DirBuilderExt;
         let base = std::env::temp_dir();
         for _ in 0..16 {
-            let path = base.join(format!("{prefix}{}", fastrand_name()));
+            let path = base.join(format!("{OWNED_PREFIX}{}", fastrand_name()));
             // Recorded first: a SIGKILL between the two leaves a record naming a folder that may
             // not exist, never a folder no record names.
             track_folder(&path);
@@ -302,7 +333,7 @@ impl OwnedDir {
 }
 
 fn fastrand_name() -> String {
-    (0..10)
+    (0..OWNED_NAME_CHARS)
         .map(|_| fastrand::alphanumeric())
         .collect::<String>()
 }
@@ -326,7 +357,38 @@ pub fn remove_owned_now() {
     for f in &folders {
         let _ = std::fs::remove_dir_all(f);
     }
-    with_registry(|r| r.folders.clear());
+    // The children were killed just before (`kill_all_now`): nothing is left to reap.
+    with_registry(|r| {
+        r.folders.clear();
+        r.processes.clear();
+    });
+}
+
+fn owned_by_me(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: getuid(2) cannot fail.
+    m.uid() == unsafe { libc::getuid() }
+}
+
+/// Is this state folder ours alone: a real folder, owned by this user, writable by nobody
+/// else? Records in any other could name anything, and reaping removes what they name.
+fn is_private(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // SAFETY: getuid(2) cannot fail.
+    let uid = unsafe { libc::getuid() };
+    if m.file_type().is_symlink() || !m.is_dir() {
+        return Err(format!("{} is not a folder (a symlink?)", dir.display()));
+    }
+    if m.uid() != uid || m.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} belongs to uid {} with mode {:o}: it must be yours and writable by you alone",
+            dir.display(),
+            m.uid(),
+            m.mode() & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the run a record belongs to still runs.
@@ -377,6 +439,23 @@ fn reap_stale_in(dir: &Path) -> Vec<Reaped> {
     let this_boot = boot_id();
     let me = std::process::id() as i32;
     let mut reaped = Vec::new();
+    if !dir.exists() {
+        return reaped;
+    }
+    let trusted = dir
+        .parent()
+        .map_or(Ok(()), is_private)
+        .and_then(|()| is_private(dir));
+    if let Err(why) = trusted {
+        reaped.push(Reaped {
+            record: dir.to_path_buf(),
+            problems: vec![format!(
+                "nothing reaped: {why} — fix it, or set {STATE_DIR_ENV} to a private folder"
+            )],
+            ..Default::default()
+        });
+        return reaped;
+    }
     for (path, record) in records(dir) {
         let record = match record {
             Ok(r) => r,
@@ -393,11 +472,18 @@ fn reap_stale_in(dir: &Path) -> Vec<Reaped> {
                 continue;
             }
         };
-        if record.owner.pid == me || owner_alive(&record.owner, &this_boot) {
+        // A start time of 0 was never written by a run (see `with_registry`).
+        if record.owner.start_time == 0 || owner_alive(&record.owner, &this_boot) {
             continue;
         }
+        // Claimed by a rename, so that of two runs starting together one reaps and reports it.
+        let claimed = path.with_extension(format!("json.reaping-{me}"));
+        if std::fs::rename(&path, &claimed).is_err() {
+            continue;
+        }
+        let (original, path) = (path, claimed);
         let mut done = Reaped {
-            record: path.clone(),
+            record: original.clone(),
             owner_pid: record.owner.pid,
             started_at: record.started_at.clone(),
             command: record.command.join(" "),
@@ -415,7 +501,17 @@ fn reap_stale_in(dir: &Path) -> Vec<Reaped> {
             }
         }
         for f in &record.folders {
+            if !is_owned_name(f) {
+                done.problems.push(format!(
+                    "left {}: not a folder a run makes ({OWNED_PREFIX}…)",
+                    f.display()
+                ));
+                continue;
+            }
             match std::fs::symlink_metadata(f) {
+                Ok(m) if m.is_dir() && !owned_by_me(&m) => done
+                    .problems
+                    .push(format!("left {}: it belongs to another user", f.display())),
                 Ok(m) if m.is_dir() => match std::fs::remove_dir_all(f) {
                     Ok(()) => done.removed.push(f.clone()),
                     Err(e) => done
@@ -434,7 +530,7 @@ fn reap_stale_in(dir: &Path) -> Vec<Reaped> {
                 path.display()
             ));
         }
-        let _ = std::fs::remove_file(path.with_extension("json.tmp"));
+        let _ = std::fs::remove_file(original.with_extension("json.tmp"));
         reaped.push(done);
     }
     reaped
@@ -458,7 +554,7 @@ mod tests {
     fn a_dead_runs_record_is_reaped_once_and_kills_only_what_matches() {
         let state = tempfile::tempdir().unwrap();
         let victim = tempfile::tempdir().unwrap();
-        let left = victim.path().join("bootaudit-left");
+        let left = victim.path().join("bootaudit-left012345");
         std::fs::create_dir(&left).unwrap();
         std::fs::write(left.join("disk0.img"), b"x").unwrap();
         // A live process that must survive: its identity differs from the record's.
@@ -502,6 +598,59 @@ mod tests {
         bystander.kill().unwrap();
         bystander.wait().unwrap();
         assert!(first[0].to_string().contains("removed"), "{}", first[0]);
+    }
+
+    fn dead_owner() -> Owner {
+        Owner {
+            pid: i32::MAX,
+            start_time: 1,
+            boot_id: boot_id(),
+        }
+    }
+
+    /// A record is only data: one naming a folder no run makes (a user's work), or kept in a
+    /// state folder others may write, removes nothing.
+    #[test]
+    fn a_record_never_removes_what_a_run_does_not_make() {
+        let state = tempfile::tempdir().unwrap();
+        let victim = tempfile::tempdir().unwrap();
+        let work = victim.path().join("src");
+        std::fs::create_dir(&work).unwrap();
+        let record = Record {
+            version: 1,
+            owner: dead_owner(),
+            command: vec!["bootaudit".into()],
+            started_at: "2026-12-02T20:00:00Z".into(),
+            processes: vec![],
+            folders: vec![work.clone()],
+        };
+        let runs = state.path().join("runs");
+        write_record(&runs.join("4-1.json"), &record).unwrap();
+        let reaped = reap_stale_in(&runs);
+        assert!(work.is_dir(), "a user's folder was removed");
+        assert!(
+            reaped[0].problems[0].contains("not a folder a run makes"),
+            "{reaped:?}"
+        );
+        // A state folder others may write: nothing is reaped, and it says why.
+        let made = victim.path().join("bootaudit-abcdefghij");
+        std::fs::create_dir(&made).unwrap();
+        let record = Record {
+            folders: vec![made.clone()],
+            ..record
+        };
+        write_record(&runs.join("5-1.json"), &record).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&runs, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let reaped = reap_stale_in(&runs);
+        assert!(made.is_dir());
+        assert_eq!(reaped.len(), 1, "{reaped:?}");
+        assert!(
+            reaped[0].to_string().contains("nothing reaped"),
+            "{}",
+            reaped[0]
+        );
+        assert!(runs.join("5-1.json").exists());
     }
 
     #[test]

@@ -16,5 +16,6 @@ pub mod model;
 pub mod qemu;
 pub mod replay;
 pub mod report;
+pub mod session_record;
 pub mod signal;
 pub mod timeline;

@@ -121,7 +121,8 @@ pub struct Outcome {
 }
 
 /// What a skip means for the verdict and for dependents.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SkipKind {
     /// Should have been judged and was not (blocked, interrupted, not observed): counts
     /// against the run unless the profile allows it, and blocks dependents.
@@ -168,6 +169,13 @@ impl Outcome {
         let mut o = Self::new(Status::Skip, message, "");
         o.skip_kind = SkipKind::NotApplicable;
         o
+    }
+    /// A skip of a condition no input of this kind can show (replay of a foreign log, a probe
+    /// the catalog gives no `replay:` form): it says nothing of the image or the log, so, like
+    /// one that does not apply, it neither counts nor blocks — what needs it is judged on its
+    /// own evidence.
+    pub fn out_of_reach(message: impl Into<String>) -> Self {
+        Self::not_applicable(message)
     }
     /// A skip because the user left the condition out.
     pub fn deselected(message: impl Into<String>) -> Self {
@@ -418,11 +426,20 @@ impl Report {
             return None;
         }
         // Those skipped behind another unjudged one say only that: name the first ones.
-        let roots: Vec<String> = unjudged
+        let mut roots: Vec<String> = unjudged
             .iter()
             .filter(|c| c.blocked_by.is_none())
             .map(|c| format!("{} ({})", c.id, c.message))
             .collect();
+        // All of them behind something that is not itself unjudged (an allowed skip): name
+        // the first with what holds it.
+        if roots.is_empty() {
+            roots = unjudged
+                .iter()
+                .take(1)
+                .map(|c| format!("{} ({})", c.id, c.message))
+                .collect();
+        }
         let behind = unjudged.len() - roots.len();
         let mut line = format!("not judged: {}", roots.join("; "));
         if behind > 0 {
@@ -467,6 +484,15 @@ mod tests {
         assert_eq!(
             Report::incomplete_reason(&[skipped, behind], &[]).as_deref(),
             Some("not judged: virt.kvm (not observed in the log); 1 more blocked behind them")
+        );
+        // Blocked behind an allowed skip only: still a reason that names one.
+        let mut held = cond("virt.tun", Status::Skip);
+        held.blocked_by = Some("virt.kvm".into());
+        held.message = "blocked by virt.kvm".into();
+        let allowed = cond("virt.kvm", Status::Skip);
+        assert_eq!(
+            Report::incomplete_reason(&[allowed, held], &["virt.kvm".into()]).as_deref(),
+            Some("not judged: virt.tun (blocked by virt.kvm)")
         );
         let mut deselected = cond("iso.bootable", Status::Skip);
         deselected.skip_kind = SkipKind::Deselected;

@@ -40,16 +40,19 @@ impl Cancel {
     }
 }
 
-/// Listen for SIGINT/SIGTERM on the current tokio runtime.
+/// Listen for SIGINT/SIGTERM on the current tokio runtime (call it inside the runtime's
+/// context). The handlers are in place when this returns, not when the listening task first
+/// runs: a signal from then on sets `cancel` instead of ending the process.
 pub fn install(cancel: Cancel) {
     use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        eprintln!("bootaudit: warning: cannot listen for Ctrl-C: it ends the run without a report");
+        return;
+    };
     tokio::spawn(async move {
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
         let mut presses = 0;
         loop {
             tokio::select! {

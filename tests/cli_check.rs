@@ -1640,6 +1640,17 @@ fn a_full_disk_is_exit_3_and_what_was_written_stays_valid() {
         !seen.iter().any(|n| n == "report.html"),
         "everything fitted: the disk was not full ({seen:?})"
     );
+    // Written last, report.json says what is missing: it must not read as a plain answer.
+    if let Ok(text) = std::fs::read_to_string(out.join("report.json")) {
+        let json: Value = serde_json::from_str(&text).unwrap();
+        let problems = json["report_problems"].as_array();
+        assert!(
+            problems.is_some_and(|p| p
+                .iter()
+                .any(|w| w.as_str().unwrap().contains("report.html"))),
+            "{json:#}"
+        );
+    }
 }
 
 /// `--skip` a condition others need: they are left out with it, and the run passes — a user's
@@ -1784,12 +1795,47 @@ fn out_into_a_used_folder_is_refused_or_replaced_whole() {
     let run = run_expect(cmd, HOST_LIMIT, 2);
     assert!(run.stderr.contains("notes.txt"), "{}", run.stderr);
     assert_eq!(std::fs::read_dir(&theirs).unwrap().count(), 1);
+    // Files that only share a report's names (another harness's logs, a user's own
+    // diagnostics) are someone's too: refused, and left as they are.
+    let logs = tmp.path().join("ci-logs");
+    std::fs::create_dir_all(logs.join("diagnostics")).unwrap();
+    std::fs::write(logs.join("serial.log"), "pexpect's log").unwrap();
+    std::fs::write(logs.join("qemu.log"), "its qemu").unwrap();
+    let mut cmd = bootaudit(["check", "host", "--out"]);
+    cmd.arg(&logs).current_dir(tmp.path());
+    let run = run_expect(cmd, HOST_LIMIT, 2);
+    assert!(
+        run.stderr.contains("not a bootaudit report"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(logs.join("serial.log")).unwrap(),
+        "pexpect's log"
+    );
+    let ours = tmp.path().join("ours");
+    std::fs::create_dir_all(ours.join("conditions")).unwrap();
+    std::fs::write(
+        ours.join("report.json"),
+        r#"{"bootaudit_version": "0.1.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(ours.join("conditions/plan.md"), "notes").unwrap();
+    let mut cmd = bootaudit(["check", "host", "--out"]);
+    cmd.arg(&ours).current_dir(tmp.path());
+    let run = run_expect(cmd, HOST_LIMIT, 2);
+    assert!(
+        run.stderr.contains("conditions/ holds plan.md"),
+        "{}",
+        run.stderr
+    );
+    assert!(ours.join("conditions/plan.md").is_file());
     // A previous report: its stale serial.raw and an old condition's log go.
     let out = tmp.path().join("out");
     std::fs::create_dir_all(out.join("conditions")).unwrap();
     std::fs::write(out.join("serial.raw"), "old console").unwrap();
     std::fs::write(out.join("conditions/boot.login.log"), "old").unwrap();
-    std::fs::write(out.join("report.json"), "{}").unwrap();
+    std::fs::write(out.join("report.json"), r#"{"bootaudit_version": "0.1.0"}"#).unwrap();
     let (cmd, out) = check_iso_cmd(&healthy_iso(tmp.path()), tmp.path(), &[]);
     let run = run_expect(cmd, ISO_LIMIT, 0);
     let r = Report::load(&out);

@@ -35,6 +35,10 @@ pub struct Catalog {
     pub boot_analysis: Option<super::profile::BootAnalysis>,
 }
 
+fn boot_phase() -> Phase {
+    Phase::Boot
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckKind {
@@ -50,6 +54,11 @@ pub enum CheckKind {
 #[serde(deny_unknown_fields)]
 pub struct ConditionDef {
     pub id: String,
+    /// As written; default: the kind's own phase (a builtin's, or boot for a probe or watch).
+    #[serde(rename = "phase", default)]
+    pub phase_written: Option<Phase>,
+    /// The phase it runs in (set when loading, from `phase_written` or the kind).
+    #[serde(skip, default = "boot_phase")]
     pub phase: Phase,
     /// One line: the condition passes when …
     pub passes_when: String,
@@ -83,6 +92,7 @@ pub struct ConditionDef {
 
     // probe fields
     /// Shell command; `{var}` placeholders come from the profile's `vars`.
+    #[serde(default, deserialize_with = "super::scalar::optional_text")]
     pub run: Option<String>,
     #[serde(default)]
     pub run_as: RunAs,
@@ -106,6 +116,9 @@ pub struct ConditionDef {
     /// The catalog file it comes from (set when loading).
     #[serde(skip)]
     pub source: String,
+    /// Its place in that file's `conditions:` list (set when loading, to locate errors).
+    #[serde(skip)]
+    pub index: usize,
 
     /// How a log captured by another harness shows this probe (`bootaudit replay`).
     #[serde(default)]
@@ -113,6 +126,27 @@ pub struct ConditionDef {
 
     // watch fields
     pub pattern: Option<PatternSrc>,
+}
+
+impl CheckKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckKind::Builtin => "builtin",
+            CheckKind::Probe => "probe",
+            CheckKind::Watch => "watch",
+        }
+    }
+
+    /// The phases a check of this kind can run in, and why only those; `None` for a builtin,
+    /// whose kind has its own phase (src/config/builtin.rs). A probe needs the guest's shell,
+    /// a watch its console: only the boot phase has a guest (src/engine/phases/).
+    pub fn runs_only_in(self) -> Option<(Phase, &'static str)> {
+        match self {
+            CheckKind::Builtin => None,
+            CheckKind::Probe => Some((Phase::Boot, "runs a command in the guest's shell")),
+            CheckKind::Watch => Some((Phase::Boot, "reads the guest's console")),
+        }
+    }
 }
 
 /// A state a probe's output shows from which its pass state cannot follow.

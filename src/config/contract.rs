@@ -49,6 +49,7 @@ pub struct SecretSrc {
     pub env: Option<String>,
     pub file: Option<String>,
     /// Only for test images: the password is in the profile.
+    #[serde(default, deserialize_with = "super::scalar::optional_text")]
     pub literal: Option<String>,
 }
 

@@ -1,12 +1,15 @@
 //! Loading and validating configuration: profiles (`profiles/*.yaml`) and condition catalogs
 //! (`checks/*.yaml`). The defaults are embedded in the binary; users may pass their own files.
-//! Every error names file:line:column and what to do, and maps to exit code 2.
+//! Every error names file:line:column and what to do, every error found is reported in one run
+//! (`located`), and all of them map to exit code 2.
 
 pub mod builtin;
 pub mod catalog;
 pub mod contract;
+pub mod located;
 pub mod pattern;
 pub mod profile;
+pub mod scalar;
 pub mod units;
 
 pub use builtin::{Builtin, ConsoleDialogue};
@@ -14,7 +17,9 @@ pub use catalog::{Catalog, CheckDef, CheckKind, ConditionDef, ProbeDef, RunAs};
 pub use contract::Contract;
 pub use profile::Profile;
 
-use std::collections::{BTreeSet, HashMap};
+use located::{did_you_mean, key, At, Chain, Doc, Seg};
+use serde_yaml_ng::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -60,6 +65,36 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Every error a load found (at least one), in file order; displayed one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    pub fn first(&self) -> &ConfigError {
+        &self.0[0]
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> Self {
+        ConfigErrors(vec![e])
+    }
+}
+
 /// A loaded source file: where it came from and its text (kept to locate semantic errors).
 #[derive(Debug, Clone)]
 pub struct Source {
@@ -67,96 +102,6 @@ pub struct Source {
     pub text: String,
     /// Directory for resolving relative references (None for embedded sources).
     pub dir: Option<PathBuf>,
-}
-
-impl Source {
-    fn error_at(&self, needle: &str, message: String) -> ConfigError {
-        let (line, column) = locate(&self.text, needle).unzip();
-        ConfigError {
-            file: self.name.clone(),
-            line,
-            column,
-            message,
-        }
-    }
-}
-
-impl Source {
-    /// An error at the first `needle` after the first `anchor` (a field inside one condition).
-    fn error_after(&self, anchor: &str, needle: &str, message: String) -> ConfigError {
-        let from = find_whole(&self.text, anchor).unwrap_or(0);
-        let (line, column) = match locate(&self.text[from..], needle) {
-            Some((l, c)) => {
-                let base = self.text[..from].matches('\n').count();
-                let col = if l == 1 {
-                    c + from - self.text[..from].rfind('\n').map(|i| i + 1).unwrap_or(0)
-                } else {
-                    c
-                };
-                (Some(base + l), Some(col))
-            }
-            None => locate(&self.text, anchor).unzip(),
-        };
-        ConfigError {
-            file: self.name.clone(),
-            line,
-            column,
-            message,
-        }
-    }
-}
-
-/// First occurrence of `needle` not followed by a character that would continue it (so
-/// `id: net.lan` is not found inside `id: net.lan-ipv4`); else the first occurrence at all.
-fn find_whole(text: &str, needle: &str) -> Option<usize> {
-    let continues = |c: char| c.is_alphanumeric() || matches!(c, '.' | '-' | '_');
-    text.match_indices(needle)
-        .map(|(at, _)| at)
-        .find(|&at| !text[at + needle.len()..].starts_with(continues))
-        .or_else(|| text.find(needle))
-}
-
-/// First position of `needle` in `text`, 1-based.
-fn locate(text: &str, needle: &str) -> Option<(usize, usize)> {
-    let at = find_whole(text, needle)?;
-    let line = text[..at].matches('\n').count() + 1;
-    let col = at - text[..at].rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
-    Some((line, col))
-}
-
-fn parse_yaml<T: serde::de::DeserializeOwned>(src: &Source) -> Result<T, ConfigError> {
-    serde_yaml_ng::from_str(&src.text).map_err(|e| {
-        let loc = e.location();
-        let message = e.to_string();
-        // serde_yaml_ng appends " at line L column C"; we print the position up front instead.
-        let message = match message.find(" at line ") {
-            Some(i) if loc.is_some() => message[..i].to_string(),
-            _ => message,
-        };
-        let mut line = loc.as_ref().map(|l| l.line());
-        let mut column = loc.as_ref().map(|l| l.column());
-        // For errors raised while converting a value (an invalid regex, a bad duration), the
-        // parser reports the start of the enclosing mapping; the value itself is quoted in
-        // backticks, so point at its first occurrence from there on.
-        if let (Some(l), Some(snippet)) = (line, message.split('`').nth(1)) {
-            let from: usize = src
-                .text
-                .split_inclusive('\n')
-                .take(l - 1)
-                .map(str::len)
-                .sum();
-            if let Some((dl, dc)) = locate(&src.text[from..], snippet) {
-                column = Some(dc);
-                line = Some(l + dl - 1);
-            }
-        }
-        ConfigError {
-            file: src.name.clone(),
-            line,
-            column,
-            message: format!("{message} — fix the file (see docs/profiles.md)"),
-        }
-    })
 }
 
 /// The resolved configuration of a run.
@@ -197,7 +142,7 @@ pub fn embedded_profile_names() -> Vec<&'static str> {
 }
 
 /// Load a profile by embedded name or path, with its catalogs, and validate the whole.
-pub fn load(profile_arg: &str) -> Result<Config, ConfigError> {
+pub fn load(profile_arg: &str) -> Result<Config, ConfigErrors> {
     load_with_vars(profile_arg, &[])
 }
 
@@ -205,7 +150,7 @@ pub fn load(profile_arg: &str) -> Result<Config, ConfigError> {
 pub fn load_with_vars(
     profile_arg: &str,
     overrides: &[(String, String)],
-) -> Result<Config, ConfigError> {
+) -> Result<Config, ConfigErrors> {
     let source = read_source(profile_arg, EMBEDDED_PROFILES, "profile")?;
     let dir = source.dir.clone();
     load_source(source, overrides, |reference| match &dir {
@@ -224,7 +169,7 @@ pub fn load_from_str(
     text: &str,
     catalogs: &[(&str, &str)],
     overrides: &[(String, String)],
-) -> Result<Config, ConfigError> {
+) -> Result<Config, ConfigErrors> {
     let source = Source {
         name: name.to_string(),
         text: text.to_string(),
@@ -248,50 +193,108 @@ pub fn load_from_str(
     })
 }
 
-/// Parses and validates a profile's source, reading the catalogs it names with `catalog`.
+/// The path of a condition's field, in the file it was written in.
+fn at(def: &ConditionDef, rest: &[Seg]) -> Vec<Seg> {
+    let mut path = vec![key("conditions"), Seg::Index(def.index)];
+    path.extend_from_slice(rest);
+    path
+}
+
+/// Parses and validates a profile's source, reading the catalogs it names with `catalog`;
+/// every error found is collected, and the load fails with all of them.
 fn load_source(
     source: Source,
     overrides: &[(String, String)],
     catalog: impl Fn(&str) -> Result<Source, ConfigError>,
-) -> Result<Config, ConfigError> {
-    let mut profile: Profile = parse_profile(&source)?;
+) -> Result<Config, ConfigErrors> {
+    let (docs, value) = profile_chain(source)?;
+    let chain = Chain(&docs);
+    let parsed = located::deserialize_all::<Profile>(value, chain);
+    let mut errors = parsed.errors;
+    let Some(mut profile) = parsed.value else {
+        return Err(ConfigErrors(errors));
+    };
+    let mut dropped = parsed.dropped.ids.clone();
+    let user_file = docs[0].source.name.clone();
+    if profile.name.is_empty() {
+        profile.name = Path::new(&user_file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| user_file.clone());
+    }
     for (name, value) in overrides {
         if !profile.vars.contains_key(name) {
             let known: Vec<&str> = profile.vars.keys().map(String::as_str).collect();
-            return Err(ConfigError {
-                file: source.name.clone(),
+            errors.push(ConfigError {
+                file: user_file.clone(),
                 line: None,
                 column: None,
                 message: format!(
-                    "--var {name}=…: the profile has no variable `{name}` (its vars: {})",
+                    "--var {name}=…: the profile has no variable `{name}` (its vars: {}){}",
                     if known.is_empty() {
                         "none".to_string()
                     } else {
                         known.join(", ")
-                    }
+                    },
+                    did_you_mean(name, known.iter().copied())
                 ),
             });
+            continue;
         }
         profile.vars.insert(name.clone(), value.clone());
     }
-    let mut contract =
-        contract::resolve(&profile.console, &profile.boot, &profile.vars).map_err(|e| {
-            // Point at the value, else at the section it belongs in, else at the profile's name.
-            let section = format!("{}:", e.field.split('.').next().unwrap_or("console"));
-            let needle = [e.value.as_str(), section.as_str(), "name:"]
-                .into_iter()
-                .find(|n| !n.is_empty() && source.text.contains(*n))
-                .unwrap_or("");
-            source.error_at(needle, e.message)
-        })?;
-    if let Some(dir) = &source.dir {
-        contract.relative_to(dir);
-    }
-    let mut conditions = Vec::new();
-    let mut seen: HashMap<String, String> = HashMap::new();
-    for reference in &profile.checks {
-        let catalog_src = catalog(reference)?;
-        let catalog: Catalog = parse_yaml(&catalog_src)?;
+    let vars = profile.vars.clone();
+    let contract = match contract::resolve(&profile.console, &profile.boot, &vars) {
+        Ok(mut c) => {
+            if let Some(dir) = &docs[0].source.dir {
+                c.relative_to(dir);
+            }
+            Some(c)
+        }
+        Err(e) => {
+            let path: Vec<Seg> = e.field.split('.').map(key).collect();
+            let message = suggest_var(e.message, &vars);
+            errors.push(chain.error(&path, At::Value, message));
+            None
+        }
+    };
+    // The profile's own signatures and milestones, before the catalogs' join them.
+    check_extras(chain, &profile_extras(&profile), &vars, &mut errors);
+
+    // The catalogs, then the profile's own conditions.
+    let mut catalog_docs: Vec<Doc> = Vec::new();
+    let mut from_catalogs: Vec<ConditionDef> = Vec::new();
+    for (i, reference) in profile.checks.clone().iter().enumerate() {
+        let src = match catalog(reference) {
+            Ok(src) => src,
+            Err(e) => {
+                let message = format!("`checks` names `{reference}`: {}: {}", e.file, e.message);
+                errors.push(chain.error(&[key("checks"), Seg::Index(i)], At::Value, message));
+                continue;
+            }
+        };
+        let (doc, value) = match Doc::parse(src) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let here = Chain(std::slice::from_ref(&doc));
+        let parsed = located::deserialize_all::<Catalog>(value, here);
+        errors.extend(parsed.errors);
+        dropped.extend(parsed.dropped.ids.iter().cloned());
+        let Some(catalog) = parsed.value else {
+            catalog_docs.push(doc);
+            continue;
+        };
+        let extras = Extras {
+            failure: &catalog.failure_signatures,
+            stall: &catalog.stall_signatures,
+            milestones: &catalog.milestones,
+            diagnostics: &catalog.diagnostics,
+        };
+        check_extras(here, &extras, &vars, &mut errors);
         for (name, diag) in catalog.diagnostics {
             profile.diagnostics.entry(name).or_insert(diag);
         }
@@ -317,31 +320,533 @@ fn load_source(
         if profile.boot_analysis.is_none() {
             profile.boot_analysis = catalog.boot_analysis;
         }
-        for mut def in catalog.conditions {
-            def.source = catalog_src.name.clone();
-            if let Some(first) = seen.insert(def.id.clone(), catalog_src.name.clone()) {
-                return Err(catalog_src.error_at(
-                    &format!("id: {}", def.id),
-                    format!(
-                        "condition `{}` is defined twice (also in {first}): ids must be unique",
-                        def.id
-                    ),
-                ));
+        for (i, mut def) in catalog.conditions.into_iter().enumerate() {
+            def.source = doc.source.name.clone();
+            def.index = index_in_file(&parsed.dropped, i);
+            from_catalogs.push(def);
+        }
+        catalog_docs.push(doc);
+    }
+    let own_file = chain.file_of(&[key("conditions")]);
+    let own: Vec<ConditionDef> = std::mem::take(&mut profile.conditions)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut def)| {
+            def.source = own_file.clone();
+            def.index = index_in_file(&parsed.dropped, i);
+            def
+        })
+        .collect();
+    let chain_of = |def: &ConditionDef| -> Chain {
+        match catalog_docs
+            .iter()
+            .position(|d| d.source.name == def.source)
+        {
+            Some(k) if def.source != own_file => Chain(&catalog_docs[k..k + 1]),
+            _ => chain,
+        }
+    };
+
+    // Each condition on its own: its kind and phase, its fields, its placeholders.
+    let mut conditions: Vec<ConditionDef> = Vec::new();
+    let mut first_of: HashMap<String, String> = HashMap::new();
+    for mut def in from_catalogs.into_iter().chain(own) {
+        let c = chain_of(&def);
+        if let Some(first) = first_of.get(&def.id) {
+            errors.push(c.error(
+                &at(&def, &[key("id")]),
+                At::Value,
+                format!(
+                    "condition `{}` is defined twice (also in {first}): ids must be unique",
+                    def.id
+                ),
+            ));
+            continue;
+        }
+        first_of.insert(def.id.clone(), def.source.clone());
+        let before = errors.len();
+        settle_phase(c, &mut def, &mut errors);
+        if errors.len() == before {
+            if let Err(e) = def.check() {
+                let message = format!("condition `{}`: {e}", def.id);
+                errors.push(c.error(&at(&def, &[]), At::Value, message));
             }
-            validate_condition(&catalog_src, &def, &conditions, &profile.vars)?;
-            conditions.push(def);
+        }
+        check_placeholders(c, &def, &vars, &mut errors);
+        conditions.push(def);
+    }
+    // Stable sort: phases in order, catalog order within a phase (then the profile's own).
+    conditions.sort_by_key(|c| c.phase);
+    check_relations(&conditions, &dropped, &chain_of, &mut errors);
+    check_profile(
+        chain,
+        &profile,
+        &conditions,
+        &dropped,
+        &chain_of,
+        &mut errors,
+    );
+    if conditions.is_empty() && errors.is_empty() {
+        errors.push(chain.error(
+            &[],
+            At::Value,
+            "the profile audits nothing: name catalogs under `checks:` (e.g. `checks: [generic, boot-timeline]`) or write `conditions:` of its own".into(),
+        ));
+    }
+    // In the order of the files and of their lines, as a reader fixes them.
+    let files: Vec<String> = errors
+        .iter()
+        .map(|e| e.file.clone())
+        .fold(Vec::new(), |mut v, f| {
+            if !v.contains(&f) {
+                v.push(f);
+            }
+            v
+        });
+    errors.sort_by_key(|e| (files.iter().position(|f| *f == e.file), e.line, e.column));
+    match (contract, errors.is_empty()) {
+        (Some(contract), true) => Ok(Config {
+            profile,
+            profile_source: docs
+                .into_iter()
+                .next()
+                .expect("the profile's own file")
+                .source,
+            contract,
+            conditions,
+        }),
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+/// Where the `i`-th entry left of a `conditions:` list is in its file.
+fn index_in_file(dropped: &located::Dropped, i: usize) -> usize {
+    match dropped.original(&[key("conditions"), Seg::Index(i)]).get(1) {
+        Some(Seg::Index(n)) => *n,
+        _ => i,
+    }
+}
+
+/// The unknown-variable message with the nearest variable, if one is near.
+fn suggest_var(message: String, vars: &BTreeMap<String, String>) -> String {
+    let Some(name) = message
+        .strip_prefix("unknown variable `{")
+        .or_else(|| message.split("unknown variable `{").nth(1))
+        .and_then(|rest| rest.split('}').next())
+    else {
+        return message;
+    };
+    let hint = did_you_mean(name, vars.keys().map(String::as_str));
+    format!("{message}{hint}")
+}
+
+/// A condition's phase: as written, else its kind's; a kind that cannot run in the written
+/// phase is an error at `phase`, an unknown builtin kind one at `builtin`.
+fn settle_phase(chain: Chain, def: &mut ConditionDef, errors: &mut Vec<ConfigError>) {
+    let (natural, why) = match (def.check, def.builtin.as_deref()) {
+        (CheckKind::Builtin, Some(kind)) => match Builtin::from_kind(kind) {
+            Some(b) => (b.phase(), None),
+            None => {
+                let phase = def.phase_written.unwrap_or(crate::model::Phase::Boot);
+                let message = Builtin::resolve(kind, phase).err().unwrap_or_default();
+                let near = did_you_mean(kind, Builtin::ALL.iter().map(|b| b.kind()));
+                errors.push(chain.error(
+                    &at(def, &[key("builtin")]),
+                    At::Value,
+                    format!("condition `{}`: {message}{near}", def.id),
+                ));
+                def.phase = phase;
+                return;
+            }
+        },
+        (kind, _) => match kind.runs_only_in() {
+            Some((phase, why)) => (phase, Some(why)),
+            None => (def.phase_written.unwrap_or(crate::model::Phase::Boot), None),
+        },
+    };
+    def.phase = def.phase_written.unwrap_or(natural);
+    if def.phase == natural {
+        return;
+    }
+    let message = match why {
+        Some(why) => format!(
+            "condition `{}`: a `{}` check {why}, which only the {natural} phase has: write `phase: {natural}` or leave `phase` out (the {} phase runs builtin checks only)",
+            def.id,
+            def.check.name(),
+            def.phase,
+        ),
+        None => format!(
+            "condition `{}`: the builtin check `{}` runs in the {natural} phase, not {}: write `phase: {natural}` or leave `phase` out",
+            def.id,
+            def.builtin.as_deref().unwrap_or(""),
+            def.phase,
+        ),
+    };
+    errors.push(chain.error(&at(def, &[key("phase")]), At::Value, message));
+    // Reported once: the rest is checked as if it were right.
+    def.phase = natural;
+}
+
+/// Every `{placeholder}` of a condition must resolve now, not in the middle of a boot.
+fn check_placeholders(
+    chain: Chain,
+    def: &ConditionDef,
+    vars: &BTreeMap<String, String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut texts: Vec<(Vec<Seg>, &str)> = vec![(vec![key("passes_when")], &def.passes_when)];
+    texts.extend(def.run.as_deref().map(|r| (vec![key("run")], r)));
+    let list = |name: &str, items: &'_ [pattern::PatternSrc]| -> Vec<(Vec<Seg>, String)> {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (vec![key(name), Seg::Index(i)], p.0.clone()))
+            .collect()
+    };
+    let mut owned: Vec<(Vec<Seg>, String)> = Vec::new();
+    owned.extend(list("pass", &def.pass));
+    owned.extend(list("fail_fast", &def.fail_fast));
+    for (k, f) in def.final_states.iter().enumerate() {
+        for (m, p) in f.when.iter().enumerate() {
+            let path = vec![
+                key("final_states"),
+                Seg::Index(k),
+                key("when"),
+                Seg::Index(m),
+            ];
+            owned.push((path, p.0.clone()));
         }
     }
-    // Stable sort: phases in order, catalog order within a phase.
-    conditions.sort_by_key(|c| c.phase);
-    let config = Config {
-        profile,
-        profile_source: source,
-        contract,
-        conditions,
+    owned.extend(
+        def.evidence
+            .iter()
+            .map(|p| (vec![key("evidence")], p.0.clone())),
+    );
+    owned.extend(
+        def.pattern
+            .iter()
+            .map(|p| (vec![key("pattern")], p.0.clone())),
+    );
+    let mut templates: Vec<(Vec<Seg>, String, Vec<String>)> = Vec::new();
+    for (k, form) in def.replay.iter().enumerate() {
+        let base = |rest: Vec<Seg>| [vec![key("replay"), Seg::Index(k)], rest].concat();
+        let one = [
+            ("command", &form.command),
+            ("console", &form.console),
+            ("block_start", &form.block_start),
+            ("block_end", &form.block_end),
+            ("first_line", &form.first_line),
+            ("lines", &form.lines),
+            ("log_shows", &form.log_shows),
+        ];
+        for (name, p) in one {
+            owned.extend(p.iter().map(|p| (base(vec![key(name)]), p.0.clone())));
+        }
+        for (name, items) in [
+            ("reject", &form.reject),
+            ("ignore", &form.ignore),
+            ("find", &form.find),
+        ] {
+            owned.extend(list(name, items).into_iter().map(|(p, t)| (base(p), t)));
+        }
+        let captures = form.capture_names();
+        for (name, t) in [("each_line", &form.each_line), ("judge_as", &form.judge_as)] {
+            templates.extend(
+                t.iter()
+                    .map(|t| (base(vec![key(name)]), t.clone(), captures.clone())),
+            );
+        }
+    }
+    let all = texts
+        .into_iter()
+        .map(|(p, t)| (p, t.to_string(), None))
+        .chain(owned.into_iter().map(|(p, t)| (p, t, None)))
+        .chain(templates.into_iter().map(|(p, t, c)| (p, t, Some(c))));
+    for (path, text, captures) in all {
+        for name in pattern::placeholders(&text) {
+            let is_capture = captures
+                .as_ref()
+                .is_some_and(|c| c.iter().any(|c| c == name));
+            if vars.contains_key(name) || is_capture {
+                continue;
+            }
+            let candidates: Vec<&str> = vars
+                .keys()
+                .map(String::as_str)
+                .chain(captures.iter().flatten().map(String::as_str))
+                .collect();
+            let near = did_you_mean(name, candidates);
+            let message = match captures {
+                None => format!(
+                    "condition `{}`: unknown variable `{{{name}}}` — define it under `vars:` in the profile{near}",
+                    def.id
+                ),
+                Some(_) => format!(
+                    "condition `{}`: unknown name `{{{name}}}` — name a capture group `(?P<name>…)` of the form's patterns, or a profile variable{near}",
+                    def.id
+                ),
+            };
+            errors.push(chain.error_in(&at(def, &path), &format!("{{{name}"), message));
+        }
+    }
+}
+
+/// `requires`, `explained_by` and `follows` name other conditions that run before: each
+/// mistake in its own words — an unknown id (with the nearest), the condition itself, one
+/// that waits for this one (a cycle), one of a later phase, one listed after it.
+fn check_relations<'a>(
+    conditions: &[ConditionDef],
+    dropped: &BTreeSet<String>,
+    chain_of: &dyn Fn(&ConditionDef) -> Chain<'a>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let order: HashMap<&str, usize> = conditions
+        .iter()
+        .enumerate()
+        .map(|(n, c)| (c.id.as_str(), n))
+        .collect();
+    let ids: Vec<&str> = conditions.iter().map(|c| c.id.as_str()).collect();
+    for (n, def) in conditions.iter().enumerate() {
+        let relations = [
+            ("requires", &def.requires),
+            ("explained_by", &def.explained_by),
+            ("follows", &def.follows),
+        ];
+        for (field, named) in relations {
+            for (j, other) in named.iter().enumerate() {
+                let path = at(def, &[key(field), Seg::Index(j)]);
+                let id = &def.id;
+                let message = match order.get(other.as_str()) {
+                    _ if other == id => format!(
+                        "condition `{id}` names itself in `{field}`: a condition cannot wait for its own verdict — take `{other}` out"
+                    ),
+                    None if dropped.contains(other) => continue,
+                    None => format!(
+                        "condition `{id}`: `{field}` names `{other}`, which no catalog of the profile and none of its `conditions:` defines (`bootaudit list` shows the ids){}",
+                        did_you_mean(other, ids.iter().copied())
+                    ),
+                    Some(&m) if m < n => continue,
+                    Some(&m) => match waits_for(conditions, &order, m, id) {
+                        Some(cycle) => format!(
+                            "condition `{id}`: `{field}: [{other}]` makes a cycle ({id} → {}): no condition of it could ever be judged first — take one of the links out",
+                            cycle.join(" → ")
+                        ),
+                        None if conditions[m].phase > def.phase => format!(
+                            "condition `{id}` ({} phase) has `{field}: [{other}]` of the later {} phase: phases run in order host, virt, iso, boot, so it would never be judged in time",
+                            def.phase, conditions[m].phase
+                        ),
+                        None => format!(
+                            "condition `{id}`: `{field}` names `{other}`, which runs after it: list `{other}` before `{id}` (conditions run in phase order, then in the order written)"
+                        ),
+                    },
+                };
+                errors.push(chain_of(def).error(&path, At::Value, message));
+            }
+        }
+    }
+}
+
+/// The chain by which the condition at `from` waits for `target` (its ids, `from` first).
+fn waits_for(
+    conditions: &[ConditionDef],
+    order: &HashMap<&str, usize>,
+    from: usize,
+    target: &str,
+) -> Option<Vec<String>> {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![(from, vec![conditions[from].id.clone()])];
+    while let Some((n, trail)) = stack.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        let c = &conditions[n];
+        for next in c.requires.iter().chain(&c.explained_by).chain(&c.follows) {
+            if next == target {
+                let mut done = trail.clone();
+                done.push(target.to_string());
+                return Some(done);
+            }
+            if let Some(&m) = order.get(next.as_str()) {
+                let mut t = trail.clone();
+                t.push(next.clone());
+                stack.push((m, t));
+            }
+        }
+    }
+    None
+}
+
+/// Signatures, milestones and diagnostics of one file (the profile's own, or a catalog's).
+struct Extras<'a> {
+    failure: &'a [profile::Signature],
+    stall: &'a [profile::StallSignature],
+    milestones: &'a [profile::MilestoneDef],
+    diagnostics: &'a BTreeMap<String, profile::Diagnostic>,
+}
+
+fn profile_extras(p: &Profile) -> Extras<'_> {
+    Extras {
+        failure: &p.failure_signatures,
+        stall: &p.stall_signatures,
+        milestones: &p.milestones,
+        diagnostics: &p.diagnostics,
+    }
+}
+
+/// Their placeholders resolve now (a `{var}` the profile lacks), not when a boot starts, and
+/// hits are told apart by name (a stall signature named like a failure signature would fail).
+fn check_extras(
+    chain: Chain,
+    e: &Extras,
+    vars: &BTreeMap<String, String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut patterns: Vec<(Vec<Seg>, String, &pattern::PatternSrc)> = Vec::new();
+    for (k, sig) in e.failure.iter().enumerate() {
+        let base = [key("failure_signatures"), Seg::Index(k)];
+        patterns.push((
+            [&base[..], &[key("pattern")]].concat(),
+            format!("failure signature `{}`", sig.name),
+            &sig.pattern,
+        ));
+        if let Some(end) = &sig.end {
+            patterns.push((
+                [&base[..], &[key("end")]].concat(),
+                format!("failure signature `{}`", sig.name),
+                end,
+            ));
+        }
+    }
+    for (k, sig) in e.stall.iter().enumerate() {
+        let path = vec![key("stall_signatures"), Seg::Index(k), key("pattern")];
+        patterns.push((
+            path,
+            format!("stall signature `{}`", sig.name),
+            &sig.pattern,
+        ));
+    }
+    for (k, m) in e.milestones.iter().enumerate() {
+        let path = vec![key("milestones"), Seg::Index(k), key("pattern")];
+        patterns.push((path, format!("milestone `{}`", m.name), &m.pattern));
+    }
+    let diag_runs = e.diagnostics.iter().map(|(name, d)| {
+        (
+            vec![key("diagnostics"), key(name), key("run")],
+            format!("diagnostic `{name}`"),
+            d.run.as_str(),
+        )
+    });
+    let texts = patterns
+        .iter()
+        .map(|(p, what, pat)| (p.clone(), what.clone(), pat.0.as_str()))
+        .chain(diag_runs);
+    for (path, what, text) in texts {
+        for name in pattern::placeholders(text) {
+            if !vars.contains_key(name) {
+                let near = did_you_mean(name, vars.keys().map(String::as_str));
+                let message = format!(
+                    "{what}: unknown variable `{{{name}}}` — define it under `vars:` in the profile{near}"
+                );
+                errors.push(chain.error_in(&path, &format!("{{{name}"), message));
+            }
+        }
+    }
+    let mut names = BTreeSet::new();
+    let failures = e
+        .failure
+        .iter()
+        .enumerate()
+        .map(|(k, s)| (&s.name, "failure_signatures", k));
+    let stalls = e
+        .stall
+        .iter()
+        .enumerate()
+        .map(|(k, s)| (&s.name, "stall_signatures", k));
+    for (name, list, k) in failures.chain(stalls) {
+        if !names.insert(name.as_str()) {
+            errors.push(chain.error(
+                &[key(list), Seg::Index(k), key("name")],
+                At::Value,
+                format!("two signatures are named `{name}`: give each its own name"),
+            ));
+        }
+    }
+}
+
+/// What the profile names must exist: conditions, diagnostics; and its values be in range.
+fn check_profile<'a>(
+    chain: Chain,
+    p: &Profile,
+    conditions: &[ConditionDef],
+    dropped: &BTreeSet<String>,
+    chain_of: &dyn Fn(&ConditionDef) -> Chain<'a>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let ids: Vec<&str> = conditions.iter().map(|c| c.id.as_str()).collect();
+    let known = |id: &str| ids.contains(&id) || dropped.contains(id);
+    let unknown = |field: &str, id: &str| {
+        format!(
+            "`{field}` names unknown condition `{id}` — see `bootaudit list`{}",
+            did_you_mean(id, ids.iter().copied())
+        )
     };
-    validate_profile(&config)?;
-    Ok(config)
+    for field in ["select", "allowed_skips"] {
+        let list = if field == "select" {
+            &p.select
+        } else {
+            &p.allowed_skips
+        };
+        for (i, id) in list.iter().enumerate() {
+            if !known(id) {
+                errors.push(chain.error(
+                    &[key(field), Seg::Index(i)],
+                    At::Value,
+                    unknown(field, id),
+                ));
+            }
+        }
+    }
+    for (k, sig) in p.failure_signatures.iter().enumerate() {
+        for (j, id) in sig.fails.iter().enumerate() {
+            if !known(id) {
+                let path = [
+                    key("failure_signatures"),
+                    Seg::Index(k),
+                    key("fails"),
+                    Seg::Index(j),
+                ];
+                let field = format!("failure signature `{}`: `fails`", sig.name);
+                errors.push(chain.error(&path, At::Value, unknown(&field, id)));
+            }
+        }
+    }
+    for id in p.timeouts.conditions.keys() {
+        if !known(id) {
+            let path = [key("timeouts"), key("conditions"), key(id)];
+            errors.push(chain.error(&path, At::Key, unknown("timeouts.conditions", id)));
+        }
+    }
+    if !(p.timeouts.tcg_scale >= 1.0 && p.timeouts.tcg_scale <= 100.0) {
+        errors.push(chain.error(
+            &[key("timeouts"), key("tcg_scale")],
+            At::Value,
+            "`tcg_scale` must be between 1 and 100".into(),
+        ));
+    }
+    let names: Vec<&str> = p.diagnostics.keys().map(String::as_str).collect();
+    for def in conditions {
+        for (j, name) in def.diagnostics.iter().enumerate() {
+            if !p.diagnostics.contains_key(name) {
+                let message = format!(
+                    "condition `{}` asks for diagnostic `{name}`, which neither the profile nor a catalog defines under `diagnostics:`{}",
+                    def.id,
+                    did_you_mean(name, names.iter().copied())
+                );
+                let path = at(def, &[key("diagnostics"), Seg::Index(j)]);
+                errors.push(chain_of(def).error(&path, At::Value, message));
+            }
+        }
+    }
 }
 
 fn looks_like_path(s: &str) -> bool {
@@ -351,66 +856,61 @@ fn looks_like_path(s: &str) -> bool {
 /// How deep `extends:` may chain (a loop is caught long before: it repeats a name).
 const MAX_EXTENDS: usize = 8;
 
-/// The profile in `source`, on top of the one its `extends:` names — an embedded profile, or a
-/// file relative to this one. Mappings merge key by key; anything else this profile gives
-/// (a scalar, a list) replaces the base's whole. Without `extends:` it is read as it is, with
-/// every error at its line and column.
-fn parse_profile(source: &Source) -> Result<Profile, ConfigError> {
-    let value: serde_yaml_ng::Value = parse_yaml(source)?;
-    if value.get("extends").is_none() {
-        return parse_yaml(source);
-    }
-    let merged = extended(source, value, &mut Vec::new())?;
-    serde_yaml_ng::from_value(merged).map_err(|e| {
-        // No positions in a merged value: point at what the message quotes, in this file.
-        let message = e.to_string();
-        let needle = message.split('`').nth(1).unwrap_or("").to_string();
-        let mut err = source.error_at(
-            &needle,
-            format!("{message} — fix the file (see docs/profiles.md)"),
-        );
-        if needle.is_empty() || !source.text.contains(&needle) {
-            err.line = None;
-            err.column = None;
+/// The profile in `source` with the files its `extends:` names — an embedded profile, or a
+/// file relative to this one — the most derived first, and their values merged: mappings merge
+/// key by key; anything else a file gives (a scalar, a list) replaces the base's whole. The
+/// bases' `name`s are left out.
+fn profile_chain(source: Source) -> Result<(Vec<Doc>, Value), ConfigError> {
+    let mut docs: Vec<Doc> = Vec::new();
+    let mut values = Vec::new();
+    let mut next = Some(source);
+    while let Some(source) = next.take() {
+        let (doc, mut value) = Doc::parse(source)?;
+        let base = value.as_mapping_mut().and_then(|m| m.remove("extends"));
+        if !docs.is_empty() {
+            // A profile's name is its own (else its file's), never its base's.
+            value.as_mapping_mut().and_then(|m| m.remove("name"));
         }
-        err
-    })
-}
-
-/// `value` (parsed from `source`) merged onto what its `extends:` names, recursively.
-fn extended(
-    source: &Source,
-    mut value: serde_yaml_ng::Value,
-    chain: &mut Vec<String>,
-) -> Result<serde_yaml_ng::Value, ConfigError> {
-    let Some(base) = value.as_mapping_mut().and_then(|m| m.remove("extends")) else {
-        return Ok(value);
-    };
-    let Some(base) = base.as_str().map(str::to_string) else {
-        return Err(source.error_at(
-            "extends:",
-            "`extends` names one profile: an embedded name (pre-nixos, generic, nixos-installer) or a path".into(),
-        ));
-    };
-    let reference = match (&source.dir, looks_like_path(&base)) {
-        (Some(dir), true) => dir.join(&base).to_string_lossy().into_owned(),
-        _ => base.clone(),
-    };
-    chain.push(source.name.clone());
-    if chain.len() > MAX_EXTENDS || chain.contains(&reference) {
-        return Err(source.error_at(
-            "extends:",
-            format!(
-                "`extends: {base}` makes a loop or a chain deeper than {MAX_EXTENDS}: {} → {base}",
-                chain.join(" → ")
-            ),
-        ));
+        values.push(value);
+        let here = Chain(std::slice::from_ref(&doc));
+        let at_extends = |message: String| here.error(&[key("extends")], At::Value, message);
+        if let Some(base) = base {
+            let Some(base) = base.as_str().map(str::to_string) else {
+                return Err(at_extends(format!(
+                    "`extends` names one profile: an embedded name ({}) or a path",
+                    embedded_profile_names().join(", ")
+                )));
+            };
+            let reference = match (&doc.source.dir, looks_like_path(&base)) {
+                (Some(dir), true) => dir.join(&base).to_string_lossy().into_owned(),
+                _ => base.clone(),
+            };
+            let mut names: Vec<String> = docs.iter().map(|d| d.source.name.clone()).collect();
+            names.push(doc.source.name.clone());
+            if names.len() >= MAX_EXTENDS || names.contains(&reference) {
+                return Err(at_extends(format!(
+                    "`extends: {base}` makes a loop or a chain deeper than {MAX_EXTENDS}: {} → {base}",
+                    names.join(" → ")
+                )));
+            }
+            next = Some(
+                read_source(&reference, EMBEDDED_PROFILES, "profile").map_err(|e| {
+                    let near = did_you_mean(&base, EMBEDDED_PROFILES.iter().map(|(n, _)| *n));
+                    let message =
+                        e.message
+                            .replacen(&format!("`{base}`"), &format!("`{base}`{near}"), 1);
+                    at_extends(format!("`extends: {base}`: {message}"))
+                })?,
+            );
+        }
+        docs.push(doc);
     }
-    let base_src = read_source(&reference, EMBEDDED_PROFILES, "profile")
-        .map_err(|e| source.error_at(&base, format!("`extends: {base}`: {}", e.message)))?;
-    let base_value: serde_yaml_ng::Value = parse_yaml(&base_src)?;
-    let base_value = extended(&base_src, base_value, chain)?;
-    Ok(merge(base_value, value))
+    let merged = values
+        .into_iter()
+        .rev()
+        .reduce(merge)
+        .expect("at least the profile itself");
+    Ok((docs, merged))
 }
 
 /// `over` on top of `base`: mappings merge key by key, anything else replaces.
@@ -465,175 +965,6 @@ fn read_source(arg: &str, embedded: &[(&str, &str)], what: &str) -> Result<Sourc
     })
 }
 
-fn validate_condition(
-    src: &Source,
-    def: &ConditionDef,
-    earlier: &[ConditionDef],
-    vars: &std::collections::BTreeMap<String, String>,
-) -> Result<(), ConfigError> {
-    let relations = [
-        ("requires", &def.requires),
-        ("explained_by", &def.explained_by),
-        ("follows", &def.follows),
-    ];
-    for (key, ids) in relations {
-        for req in ids {
-            match earlier.iter().find(|c| &c.id == req) {
-                None => {
-                    return Err(src.error_at(
-                        &format!("id: {}", def.id),
-                        format!(
-                            "condition `{}` has `{key}: [{req}]`, which is not defined before it: the conditions it names must come earlier in the list",
-                            def.id
-                        ),
-                    ))
-                }
-                Some(c) if c.phase > def.phase => {
-                    return Err(src.error_at(
-                        &format!("id: {}", def.id),
-                        format!("condition `{}` ({}) has `{key}: [{req}]` of the later phase {}", def.id, def.phase, c.phase),
-                    ))
-                }
-                _ => {}
-            }
-        }
-    }
-    def.check().map_err(|e| {
-        src.error_at(
-            &format!("id: {}", def.id),
-            format!("condition `{}`: {e}", def.id),
-        )
-    })?;
-    // Every placeholder must resolve now, not in the middle of a boot.
-    let anchor = format!("id: {}", def.id);
-    let unknown = |text: &str, known: &dyn Fn(&str) -> bool, what: &str| {
-        match pattern::placeholders(text).into_iter().find(|n| !known(n)) {
-            Some(name) => Err(src.error_after(
-                &anchor,
-                &format!("{{{name}"),
-                format!("condition `{}`: unknown {what} `{{{name}}}` — {}", def.id, if what == "variable" {
-                    "define it under `vars:` in the profile".to_string()
-                } else {
-                    "name a capture group `(?P<name>…)` of the form's patterns, or a profile variable".to_string()
-                }),
-            )),
-            None => Ok(()),
-        }
-    };
-    let is_var = |n: &str| vars.contains_key(n);
-    let mut texts: Vec<&str> = vec![&def.passes_when];
-    texts.extend(def.run.as_deref());
-    let patterns = def
-        .pass
-        .iter()
-        .chain(&def.fail_fast)
-        .chain(def.final_states.iter().flat_map(|f| &f.when))
-        .chain(&def.evidence)
-        .chain(&def.pattern);
-    texts.extend(patterns.map(|p| p.0.as_str()));
-    for form in &def.replay {
-        texts.extend(form.patterns().map(|p| p.0.as_str()));
-    }
-    for text in texts {
-        unknown(text, &is_var, "variable")?;
-    }
-    for form in &def.replay {
-        let captures = form.capture_names();
-        let known = |n: &str| vars.contains_key(n) || captures.iter().any(|c| c == n);
-        for template in form.each_line.iter().chain(&form.judge_as) {
-            unknown(template, &known, "name")?;
-        }
-    }
-    Ok(())
-}
-
-fn validate_profile(config: &Config) -> Result<(), ConfigError> {
-    let src = &config.profile_source;
-    let p = &config.profile;
-    let known: BTreeSet<&str> = config.conditions.iter().map(|c| c.id.as_str()).collect();
-    let lists = [("select", &p.select), ("allowed_skips", &p.allowed_skips)];
-    for (field, ids) in lists {
-        for id in ids {
-            if !known.contains(id.as_str()) {
-                return Err(src.error_at(
-                    id,
-                    format!("`{field}` names unknown condition `{id}` — see `bootaudit list`"),
-                ));
-            }
-        }
-    }
-    for sig in &p.failure_signatures {
-        for id in &sig.fails {
-            if !known.contains(id.as_str()) {
-                return Err(src.error_at(
-                    id,
-                    format!(
-                        "failure signature `{}` names unknown condition `{id}`",
-                        sig.name
-                    ),
-                ));
-            }
-        }
-    }
-    // Their patterns must resolve now (a `{var}` the profile lacks), not when a boot starts.
-    let failure_patterns = p.failure_signatures.iter().flat_map(|sig| {
-        std::iter::once(&sig.pattern)
-            .chain(&sig.end)
-            .map(move |pattern| ("failure signature", &sig.name, pattern))
-    });
-    let stall_patterns = p
-        .stall_signatures
-        .iter()
-        .map(|sig| ("stall signature", &sig.name, &sig.pattern));
-    let milestone_patterns = p
-        .milestones
-        .iter()
-        .map(|m| ("milestone", &m.name, &m.pattern));
-    for (kind, name, pattern) in failure_patterns
-        .chain(stall_patterns)
-        .chain(milestone_patterns)
-    {
-        if let Err(e) = pattern.resolve(&p.vars) {
-            return Err(src.error_at(&format!("name: {name}"), format!("{kind} `{name}`: {e}")));
-        }
-    }
-    // Hits are told apart by name: a stall signature named like a failure signature would fail.
-    let mut names = BTreeSet::new();
-    let failures = p.failure_signatures.iter().map(|s| (&s.name, false));
-    for (name, stall) in failures.chain(p.stall_signatures.iter().map(|s| (&s.name, true))) {
-        if !names.insert(name.as_str()) {
-            let message = format!("two signatures are named `{name}`: give each its own name");
-            let needle = format!("name: {name}");
-            return Err(match stall {
-                true => src.error_after("stall_signatures:", &needle, message),
-                false => src.error_at(&needle, message),
-            });
-        }
-    }
-    for id in p.timeouts.conditions.keys() {
-        if !known.contains(id.as_str()) {
-            return Err(src.error_at(
-                id,
-                format!("`timeouts` names unknown condition `{id}` — see `bootaudit list`"),
-            ));
-        }
-    }
-    if !(p.timeouts.tcg_scale >= 1.0 && p.timeouts.tcg_scale <= 100.0) {
-        return Err(src.error_at("tcg_scale", "`tcg_scale` must be between 1 and 100".into()));
-    }
-    for def in &config.conditions {
-        for name in &def.diagnostics {
-            if !p.diagnostics.contains_key(name) {
-                return Err(src.error_at(
-                    "diagnostics",
-                    format!("condition `{}` asks for diagnostic `{name}`, which neither the profile nor the catalog defines under `diagnostics:`", def.id),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -667,16 +998,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.yaml");
         std::fs::write(&path, "name: bad\nextends: no-such-profile\n").unwrap();
-        let e = load(path.to_str().unwrap()).unwrap_err();
+        let e = load(path.to_str().unwrap()).unwrap_err().first().clone();
         assert_eq!(e.line, Some(2), "{e}");
         assert!(e.message.contains("no-such-profile"), "{e}");
         std::fs::write(&path, "extends: pre-nixos\nmachine:\n  cpuz: 2\n").unwrap();
-        let e = load(path.to_str().unwrap()).unwrap_err();
+        let e = load(path.to_str().unwrap()).unwrap_err().first().clone();
         assert!(e.message.contains("cpuz"), "{e}");
         assert_eq!(e.line, Some(3), "{e}");
         let looped = dir.path().join("loop.yaml");
         std::fs::write(&looped, "extends: loop.yaml\nname: l\n").unwrap();
-        let e = load(looped.to_str().unwrap()).unwrap_err();
+        let e = load(looped.to_str().unwrap()).unwrap_err().first().clone();
         assert!(e.message.contains("loop"), "{e}");
     }
 
@@ -705,19 +1036,24 @@ mod tests {
         assert_eq!(tools.timeout.map(|t| t.to_string()).as_deref(), Some("7s"));
         // A path is not read.
         let by_path = text.replace("checks: [pre-nixos,", "checks: [/etc/passwd,");
-        let err = load_from_str("p.yaml", &by_path, &[], &[]).unwrap_err();
+        let err = load_from_str("p.yaml", &by_path, &[], &[])
+            .unwrap_err()
+            .first()
+            .clone();
         assert!(err.message.contains("not given"), "{err}");
     }
 
     /// Minimised from a `profile_loader` fuzz crash (a panic in `Duration::from_secs_f64`).
     #[test]
     fn out_of_range_duration_is_a_located_error() {
-        let text = "timeouts:\n  default: 99999999999999999999h\n";
-        let err = load_from_str("p.yaml", text, &[], &[]).unwrap_err();
-        assert_eq!(err.line, Some(2), "{err}");
-        let text = "machine:\n  memory: 99999999999T\n";
-        let err = load_from_str("p.yaml", text, &[], &[]).unwrap_err();
-        assert_eq!(err.line, Some(2), "{err}");
+        for text in [
+            "extends: generic\ntimeouts:\n  default: 99999999999999999999h\n",
+            "extends: generic\nmachine:\n  memory: 99999999999T\n",
+        ] {
+            let errs = load_from_str("p.yaml", text, &[], &[]).unwrap_err();
+            assert_eq!(errs.0.len(), 1, "{errs}");
+            assert_eq!(errs.first().line, Some(3), "{errs}");
+        }
     }
 
     #[test]
@@ -736,7 +1072,7 @@ mod tests {
         let text =
             include_str!("../../profiles/pre-nixos.yaml").replace("memory: 1536M", "memry: 1536M");
         let path = write(dir.path(), "p.yaml", &text);
-        let err = load(&path).unwrap_err();
+        let err = load(&path).unwrap_err().first().clone();
         assert_eq!(err.file, path);
         let line = text.lines().position(|l| l.contains("memry")).unwrap() + 1;
         assert_eq!(err.line, Some(line), "{err}");
@@ -753,7 +1089,7 @@ mod tests {
         );
         assert!(text.contains("(unclosed"), "fixture text changed");
         let path = write(dir.path(), "p.yaml", &text);
-        let err = load(&path).unwrap_err();
+        let err = load(&path).unwrap_err().first().clone();
         let line = text.lines().position(|l| l.contains("(unclosed")).unwrap() + 1;
         assert_eq!(err.line, Some(line), "{err}");
         assert!(err.message.contains("invalid regex"), "{err}");
@@ -767,7 +1103,7 @@ mod tests {
             include_str!("../../profiles/pre-nixos.yaml")
         );
         let path = write(dir.path(), "p.yaml", &text);
-        let err = load(&path).unwrap_err();
+        let err = load(&path).unwrap_err().first().clone();
         assert!(err.message.contains("host.nope"), "{err}");
         assert_eq!(err.line, Some(text.lines().count()));
     }
@@ -851,7 +1187,7 @@ mod tests {
         let text = include_str!("../../profiles/pre-nixos.yaml")
             .replace("  - name: CPU stall", "  - name: kernel panic");
         let path = write(dir.path(), "p.yaml", &text);
-        let err = load(&path).unwrap_err();
+        let err = load(&path).unwrap_err().first().clone();
         assert!(err.message.contains("`kernel panic`"), "{err}");
         let stall_line = text.find("stall_signatures:").unwrap();
         let want = text[..stall_line].matches('\n').count() + 2;
@@ -862,9 +1198,184 @@ mod tests {
         );
     }
 
+    /// Loads `text` as `mine.yaml` and returns its errors (it must not load).
+    fn errors_of(text: &str) -> Vec<ConfigError> {
+        load_from_str("mine.yaml", text, &[], &[]).unwrap_err().0
+    }
+
+    /// The one error whose message has `words`, at `line` of mine.yaml.
+    fn error_with<'a>(errors: &'a [ConfigError], words: &str, line: usize) -> &'a ConfigError {
+        let all = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let found: Vec<_> = errors
+            .iter()
+            .filter(|e| e.message.contains(words))
+            .collect();
+        assert_eq!(found.len(), 1, "one error with `{words}`:\n{all}");
+        assert_eq!(
+            (found[0].file.as_str(), found[0].line),
+            ("mine.yaml", Some(line)),
+            "{all}"
+        );
+        assert!(found[0].column.is_some(), "{all}");
+        found[0]
+    }
+
+    #[test]
+    fn every_key_with_a_default_is_optional() {
+        // No name, machine, checks, phase: each has a default.
+        let text = "console: {login: {mode: none}}\nconditions:\n  - id: console.seen\n    check: watch\n    pattern: 'login: '\n    passes_when: a login prompt shows\n";
+        let config = load_from_str("mine.yaml", text, &[], &[]).unwrap();
+        assert_eq!(config.profile.name, "mine");
+        assert_eq!(config.profile.machine.cpus, 2);
+        assert_eq!(config.profile.machine.nic.device, "virtio-net-pci");
+        let def = config.condition("console.seen").unwrap();
+        assert_eq!(def.phase, crate::model::Phase::Boot);
+        // A builtin's phase is its kind's.
+        let text = "console: {login: {mode: none}}\nconditions:\n  - id: q\n    check: builtin\n    builtin: qemu\n    passes_when: q\n";
+        let config = load_from_str("mine.yaml", text, &[], &[]).unwrap();
+        assert_eq!(config.conditions[0].phase, crate::model::Phase::Host);
+        // A profile's name is its own, not its base's.
+        let config = load_from_str("mine.yaml", "extends: pre-nixos\n", &[], &[]).unwrap();
+        assert_eq!(config.profile.name, "mine");
+    }
+
+    #[test]
+    fn a_profile_adds_conditions_of_its_own_after_the_catalogs() {
+        let text = "extends: pre-nixos\nvars:\n  hostname: pre-nixos\nconditions:\n  - id: system.hostname\n    requires: [shell.ready]\n    check: probe\n    run: hostname\n    pass: ['(?m)^{hostname}$']\n    passes_when: the hostname is {hostname}\n  - id: console.provisioned\n    requires: [boot.login]\n    check: watch\n    pattern: 'Finished pre-nixos.*'\n    passes_when: the console shows the provisioning finished\n";
+        let config = load_from_str("mine.yaml", text, &[], &[]).unwrap();
+        let ids: Vec<&str> = config.conditions.iter().map(|c| c.id.as_str()).collect();
+        let base = load("pre-nixos").unwrap();
+        assert_eq!(ids.len(), base.conditions.len() + 2);
+        assert_eq!(
+            &ids[ids.len() - 2..],
+            ["system.hostname", "console.provisioned"]
+        );
+        assert_eq!(
+            config.condition("system.hostname").unwrap().source,
+            "mine.yaml"
+        );
+        // Their errors are in the profile file.
+        let bad = text.replace("requires: [boot.login]", "requires: [boot.logn]");
+        let errors = errors_of(&bad);
+        error_with(&errors, "did you mean `boot.login`?", 12);
+    }
+
+    #[test]
+    fn every_error_is_reported_in_one_run_each_at_its_place() {
+        let text = "extends: pre-nixos\nmachine:\n  cpuz: 2\n  memroy: 2G\ntimeouts:\n  conditions:\n    storage.statuz: 9s\nselect: [host.qemu, shell.redy]\nconditions:\n  - id: my.probe\n    requires: [shell.ready]\n    check: probe\n    run: cat {status_fil}\n    pass: ['x']\n    diagnostics: [lsblkk]\n    passes_when: x\n";
+        let errors = errors_of(text);
+        assert_eq!(errors.len(), 6, "{}", ConfigErrors(errors.clone()));
+        let e = error_with(&errors, "`cpuz`", 3);
+        assert!(e.message.contains("did you mean `cpus`?"), "{e}");
+        assert_eq!(e.column, Some(3));
+        let e = error_with(&errors, "`memroy`", 4);
+        assert!(e.message.contains("did you mean `memory`?"), "{e}");
+        let e = error_with(&errors, "`storage.statuz`", 7);
+        assert!(e.message.contains("did you mean `storage.status`?"), "{e}");
+        let e = error_with(&errors, "`shell.redy`", 8);
+        assert!(e.message.contains("did you mean `shell.ready`?"), "{e}");
+        assert_eq!(e.column, Some(21));
+        let e = error_with(&errors, "{status_fil}", 13);
+        assert!(e.message.contains("did you mean `status_file`?"), "{e}");
+        assert_eq!(e.column, Some(14), "at the placeholder itself: {e}");
+        let e = error_with(&errors, "`lsblkk`", 15);
+        assert!(e.message.contains("did you mean `lsblk`?"), "{e}");
+    }
+
+    #[test]
+    fn errors_of_each_kind_are_collected() {
+        // A condition lacking a required key is reported and left out; the rest is checked.
+        let text = "extends: generic\nconditions:\n  - id: a\n    check: probes\n    run: true\n    exit_code: 0\n    passes_when: a\n  - id: b\n    check: probe\n    run: true\n  - id: c\n    check: watch\n    pattern: 'x'\n    requires: [b, a]\n    passes_when: c\n";
+        let errors = errors_of(text);
+        assert_eq!(errors.len(), 2, "{}", ConfigErrors(errors.clone()));
+        let e = error_with(&errors, "`probes`", 4);
+        assert!(e.message.contains("did you mean `probe`?"), "{e}");
+        error_with(&errors, "needs `passes_when`", 8);
+    }
+
+    #[test]
+    fn a_probe_or_watch_outside_the_boot_phase_is_a_load_error() {
+        for (kind, fields) in [
+            ("watch", "pattern: 'x'"),
+            ("probe", "run: 'true'\n    exit_code: 0"),
+        ] {
+            let text = format!("extends: pre-nixos\nconditions:\n  - id: my.check\n    phase: host\n    check: {kind}\n    {fields}\n    passes_when: x\n");
+            let errors = errors_of(&text);
+            let e = error_with(&errors, "only the boot phase has", 4);
+            assert!(e.message.contains(&format!("a `{kind}` check")), "{e}");
+            assert!(e.message.contains("phase: boot"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_builtin_of_another_phase_or_an_unknown_kind_is_located() {
+        let text = "conditions:\n  - id: my.q\n    phase: boot\n    check: builtin\n    builtin: qemu\n    passes_when: x\n  - id: my.l\n    check: builtin\n    builtin: login-promt\n    passes_when: x\n";
+        let errors = errors_of(text);
+        let e = error_with(&errors, "runs in the host phase, not boot", 3);
+        assert!(e.message.contains("phase: host"), "{e}");
+        let e = error_with(&errors, "no builtin check `login-promt`", 9);
+        assert!(e.message.contains("did you mean `login-prompt`?"), "{e}");
+    }
+
+    #[test]
+    fn a_device_given_as_a_boolean_is_a_load_error() {
+        let text = include_str!("../../profiles/pre-nixos.yaml")
+            .replace("rng: virtio-rng-pci", "rng: true");
+        let line = text.lines().position(|l| l.contains("rng: true")).unwrap() + 1;
+        let errors = load_from_str("mine.yaml", &text, &[], &[]).unwrap_err().0;
+        let e = error_with(&errors, "named by its QEMU model", line);
+        assert!(
+            e.message.contains("machine.rng") && e.message.contains("virtio-rng-pci"),
+            "{e}"
+        );
+        let errors = errors_of("extends: pre-nixos\nmachine:\n  nic: {device: false}\n");
+        error_with(&errors, "named by its QEMU model", 3);
+        // Text stays text where a number is plainly meant as one.
+        let ok = "extends: pre-nixos\nvars:\n  port: 2222\n";
+        assert_eq!(
+            load_from_str("mine.yaml", ok, &[], &[])
+                .unwrap()
+                .profile
+                .vars["port"],
+            "2222"
+        );
+    }
+
+    #[test]
+    fn relations_name_each_mistake_in_its_own_words() {
+        let text = "extends: pre-nixos\nconditions:\n  - id: my.a\n    requires: [shell.redy]\n    check: probe\n    run: 'true'\n    exit_code: 0\n    passes_when: a\n  - id: my.b\n    requires: [my.b]\n    check: probe\n    run: 'true'\n    exit_code: 0\n    passes_when: b\n  - id: my.c\n    requires: [my.d]\n    check: probe\n    run: 'true'\n    exit_code: 0\n    passes_when: c\n  - id: my.d\n    follows: [my.c]\n    check: probe\n    run: 'true'\n    exit_code: 0\n    passes_when: d\n  - id: my.e\n    explained_by: [my.f]\n    check: probe\n    run: 'true'\n    exit_code: 0\n    passes_when: e\n  - id: my.f\n    check: probe\n    run: 'true'\n    exit_code: 0\n    passes_when: f\n  - id: host.mine\n    check: builtin\n    builtin: resources\n    requires: [shell.ready]\n    passes_when: g\n";
+        let errors = errors_of(text);
+        assert_eq!(errors.len(), 5, "{}", ConfigErrors(errors.clone()));
+        let e = error_with(&errors, "`shell.redy`", 4);
+        assert!(
+            e.message.contains("no catalog") && e.message.contains("did you mean `shell.ready`?"),
+            "{e}"
+        );
+        error_with(&errors, "names itself", 10);
+        let e = error_with(&errors, "makes a cycle", 16);
+        assert!(e.message.contains("my.c → my.d → my.c"), "{e}");
+        let e = error_with(&errors, "runs after it", 28);
+        assert!(e.message.contains("list `my.f` before `my.e`"), "{e}");
+        error_with(&errors, "of the later boot phase", 41);
+    }
+
+    #[test]
+    fn an_unknown_var_override_suggests_the_nearest() {
+        let over = [("vgg".to_string(), "x".to_string())];
+        let errs = load_from_str("mine.yaml", "extends: pre-nixos\n", &[], &over).unwrap_err();
+        assert!(
+            errs.first().message.contains("did you mean `vg`?"),
+            "{errs}"
+        );
+    }
+
     #[test]
     fn unknown_profile_name_lists_embedded() {
-        let err = load("nope").unwrap_err();
+        let err = load("nope").unwrap_err().first().clone();
         assert!(err.message.contains("pre-nixos"), "{err}");
     }
 }

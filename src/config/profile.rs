@@ -3,6 +3,7 @@
 
 use super::contract::{BootSrc, ConsoleSrc};
 use super::pattern::PatternSrc;
+use super::scalar;
 use super::units::{Size, Span};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -10,12 +11,19 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
+    /// Shown in reports; default: the file's name without `.yaml`.
+    #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub description: String,
     /// Catalogs to draw conditions from: an embedded name (`pre-nixos`) or a path relative to
     /// the profile file.
+    #[serde(default)]
     pub checks: Vec<String>,
+    /// Conditions of the profile's own, after the catalogs' (a profile adds a probe without a
+    /// catalog file of its own).
+    #[serde(default)]
+    pub conditions: Vec<super::catalog::ConditionDef>,
     /// Condition ids this profile audits, in catalog order; empty means all of them.
     #[serde(default)]
     pub select: Vec<String>,
@@ -23,8 +31,9 @@ pub struct Profile {
     #[serde(default)]
     pub allowed_skips: Vec<String>,
     /// Values for `{name}` placeholders in probe commands and patterns.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar::text_map")]
     pub vars: BTreeMap<String, String>,
+    #[serde(default)]
     pub machine: Machine,
     /// The console contract: port, login, escalation, prompts (docs/profiles.md).
     #[serde(default)]
@@ -63,10 +72,9 @@ pub struct Profile {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct Machine {
-    #[serde(default = "default_qemu")]
     pub qemu: String,
-    #[serde(default = "default_machine_type")]
     pub machine_type: String,
     /// `bios` (SeaBIOS, QEMU's default) or `uefi` (OVMF).
     #[serde(default)]
@@ -77,14 +85,33 @@ pub struct Machine {
     pub uefi_vars: Option<std::path::PathBuf>,
     pub memory: Size,
     pub cpus: u32,
-    #[serde(default)]
     pub disks: Vec<Disk>,
     pub nic: Nic,
     /// The virtio-rng device model, if any.
+    #[serde(deserialize_with = "scalar::optional_device")]
     pub rng: Option<String>,
     /// Extra arguments appended verbatim.
-    #[serde(default)]
+    #[serde(deserialize_with = "scalar::text_list")]
     pub extra_args: Vec<String>,
+}
+
+/// The embedded profiles' machine: what a profile need not repeat.
+impl Default for Machine {
+    fn default() -> Self {
+        Machine {
+            qemu: "qemu-system-x86_64".into(),
+            machine_type: "pc".into(),
+            firmware: Firmware::Bios,
+            uefi_code: None,
+            uefi_vars: None,
+            memory: Size(1536 << 20),
+            cpus: 2,
+            disks: Vec::new(),
+            nic: Nic::default(),
+            rng: None,
+            extra_args: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -104,18 +131,11 @@ impl Firmware {
     }
 }
 
-fn default_qemu() -> String {
-    "qemu-system-x86_64".into()
-}
-fn default_machine_type() -> String {
-    "pc".into()
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Disk {
     pub size: Size,
-    #[serde(default = "default_disk_device")]
+    #[serde(default = "default_disk_device", deserialize_with = "scalar::device")]
     pub device: String,
 }
 
@@ -125,14 +145,24 @@ fn default_disk_device() -> String {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct Nic {
+    #[serde(deserialize_with = "scalar::device")]
     pub device: String,
-    #[serde(default)]
     pub network: Network,
     /// Host port forwards for user networking, `tcp:HOSTPORT-:GUESTPORT`; always bound to
     /// 127.0.0.1.
-    #[serde(default)]
     pub forwards: Vec<String>,
+}
+
+impl Default for Nic {
+    fn default() -> Self {
+        Nic {
+            device: "virtio-net-pci".into(),
+            network: Network::User,
+            forwards: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

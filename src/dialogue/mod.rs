@@ -45,6 +45,13 @@ pub enum WaitError {
     Closed {
         tail: String,
     },
+    /// The console is still open, but the exchange could not go on: a write that did not
+    /// finish, a frame whose begin marker is gone (a flood pushed it out of the bounded
+    /// transcript), a command that cannot be framed. Not a closed console: nobody asks QEMU why
+    /// the session ended, and later conditions are still judged.
+    Broken {
+        reason: String,
+    },
     /// A failure signature that concerns the current condition.
     Signature {
         name: String,
@@ -66,6 +73,30 @@ impl WaitError {
             WaitError::Timeout { tail, .. } | WaitError::Closed { tail } => tail,
             _ => "",
         }
+    }
+}
+
+/// A send that failed: a closed console is the session's end; anything else (a write that did
+/// not finish, no writer) leaves the console open.
+fn sent_error(e: bootaudit_console::SendError) -> WaitError {
+    use bootaudit_console::SendError;
+    use std::io::ErrorKind;
+    let closed = match &e {
+        SendError::Closed(_) => true,
+        // QEMU went away before the reader saw the end of the stream.
+        SendError::Io(io) => matches!(
+            io.kind(),
+            ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::NotConnected
+        ),
+        SendError::Timeout(_) | SendError::NoWriter => false,
+    };
+    match closed {
+        true => WaitError::Closed {
+            tail: e.to_string(),
+        },
+        false => WaitError::Broken {
+            reason: e.to_string(),
+        },
     }
 }
 
@@ -307,12 +338,7 @@ impl Dialogue {
     }
 
     pub async fn send_line(&mut self, line: &str) -> Result<(), WaitError> {
-        self.console
-            .send_line(line)
-            .await
-            .map_err(|e| WaitError::Closed {
-                tail: e.to_string(),
-            })
+        self.console.send_line(line).await.map_err(sent_error)
     }
 
     /// After a password prompt, before typing: let the prompting program turn the echo off
@@ -329,18 +355,11 @@ impl Dialogue {
         self.console
             .send_secret_line(secret)
             .await
-            .map_err(|e| WaitError::Closed {
-                tail: e.to_string(),
-            })
+            .map_err(sent_error)
     }
 
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), WaitError> {
-        self.console
-            .send(bytes)
-            .await
-            .map_err(|e| WaitError::Closed {
-                tail: e.to_string(),
-            })
+        self.console.send(bytes).await.map_err(sent_error)
     }
 
     /// Run one shell command, framed so that its echo never matches and its exit code comes
@@ -366,8 +385,8 @@ impl Dialogue {
         } else {
             frame(&full)
         }
-        .map_err(|e| WaitError::Closed {
-            tail: format!("cannot frame command: {e}"),
+        .map_err(|e| WaitError::Broken {
+            reason: format!("cannot frame the command: {e}"),
         })?;
         let started = Instant::now();
         self.console.skip_to_end();
@@ -451,8 +470,10 @@ impl Dialogue {
             .with_transcript(|t| t.text_from(from).to_string());
         framed
             .extract(&text, &self.noise)
-            .ok_or_else(|| WaitError::Closed {
-                tail: "the end marker came without the begin marker".into(),
+            .ok_or_else(|| WaitError::Broken {
+                reason: "the command's end marker came, but its begin marker is no longer in \
+                         the transcript (a flood pushed it out) or never came"
+                    .into(),
             })
     }
 
@@ -504,8 +525,8 @@ impl Dialogue {
                     self.send(b"\x03").await?;
                     tokio::time::sleep(INTERRUPT_SETTLE).await;
                 }
-                let framed = frame(command).map_err(|e| WaitError::Closed {
-                    tail: format!("cannot frame command: {e}"),
+                let framed = frame(command).map_err(|e| WaitError::Broken {
+                    reason: format!("cannot frame the command: {e}"),
                 })?;
                 self.console.skip_to_end();
                 let from = self.console.cursor();
@@ -695,6 +716,33 @@ mod tests {
             run.output.interleaved,
             vec!["LAN IPv4 address: 10.0.2.15".to_string()]
         );
+    }
+
+    /// A frame whose begin marker is missing (pushed out by a flood, or never printed) leaves
+    /// the console open: the exchange broke, the session did not end.
+    #[tokio::test]
+    async fn an_end_marker_without_its_begin_is_a_broken_exchange_not_a_closed_console() {
+        let (mut d, mut guest) = shell_on_duplex();
+        let guest_task = tokio::spawn(async move {
+            use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+            {
+                let (r, mut w) = tokio::io::split(&mut guest);
+                let mut lines = BufReader::new(r).lines();
+                let line = lines.next_line().await.unwrap().unwrap();
+                let token = token_of(&line);
+                w.write_all(format!("main\r\nBA_{token}_END rc=0\r\n$ ").as_bytes())
+                    .await
+                    .unwrap();
+            }
+            // Kept open: the console must not close.
+            guest
+        });
+        let r = d
+            .run("vgs", false, Instant::now() + Duration::from_secs(5))
+            .await;
+        let _guest = guest_task.await.unwrap();
+        assert!(matches!(r, Err(WaitError::Broken { .. })), "{r:?}");
+        assert!(d.console.closed().is_none());
     }
 
     /// The token of a framed line the harness typed.

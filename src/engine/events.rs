@@ -52,8 +52,24 @@ pub enum Event<'a> {
         name: &'a str,
         content: &'a str,
     },
+    /// The harness's side of the boot, which the guest's bytes do not show (the report
+    /// folder keeps it in serial.events, for the replay of the run's own console).
+    Session(SessionEvent<'a>),
     ConditionFinished(&'a ConditionReport),
     RunFinished(&'a Report),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum SessionEvent<'a> {
+    /// The condition's wait ran out (now) without a decision.
+    WaitRanOut { id: &'a str },
+    /// The session ended during this condition, for this reason: the guest's doing
+    /// (`image_fault`) or the infrastructure's.
+    Ended {
+        during: &'a str,
+        why: &'a str,
+        image_fault: bool,
+    },
 }
 
 /// Something that renders events: the terminal, the report folder, …

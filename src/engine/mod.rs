@@ -84,6 +84,8 @@ pub struct Facts {
     pub kvm_probe: Option<std::sync::mpsc::Receiver<phases::virt::KvmVerdict>>,
     /// The boot's milestones and the guest's own account of its boot (the boot phase).
     pub timeline: Option<crate::model::Timeline>,
+    /// Replay of a run's own console: the run's record says it was interrupted.
+    pub interrupted_live: bool,
 }
 
 pub struct Engine {
@@ -444,7 +446,7 @@ impl Engine {
                 Err(_) => {}
             }
         }
-        let interrupted = self.cancel.is_cancelled();
+        let interrupted = self.cancel.is_cancelled() || self.facts.interrupted_live;
         let mut verdict = Report::judge_verdict(&self.results, &self.config.profile.allowed_skips);
         if interrupted {
             verdict = Verdict::Interrupted;

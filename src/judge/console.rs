@@ -78,6 +78,20 @@ pub fn signature(name: &str, line: &str, earlier: bool) -> Outcome {
     Outcome::fail(format!("{name}{when}: {}", quote(line)), line.to_string())
 }
 
+/// A condition that ran out of time after the guest said it was starved of CPU: the run cannot
+/// tell a slow guest from a broken image, so this is an error of the run, not a verdict.
+pub fn starved(timed_out: Outcome, stall: &str, line: &str) -> Outcome {
+    let mut o = Outcome::error(format!(
+        "could not judge: the guest was starved of CPU ({stall}: {}) and then {} — an \
+         overloaded host or emulation under load stalls a guest; rerun on an idle host or with \
+         a larger --timeout-scale (a stall on an idle host points at the image's kernel)",
+        quote(line),
+        timed_out.message
+    ));
+    o.evidence = line.to_string();
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ impl Workspace {
     pub fn create(machine: &Machine) -> std::io::Result<Workspace> {
         let firmware = uefi_files(machine).map_err(std::io::Error::other)?;
         // 0700: the sockets inside rely on it.
-        let dir = crate::cleanup::OwnedDir::create("bootaudit-")?;
+        let dir = crate::cleanup::OwnedDir::create()?;
         let mut disks = Vec::new();
         for (i, d) in machine.disks.iter().enumerate() {
             let path = dir.path().join(format!("disk{i}.img"));

@@ -17,6 +17,9 @@ use regex::Regex;
 use std::collections::VecDeque;
 
 pub const NOT_OBSERVED: &str = "not observed in the log";
+/// The skip of a probe no foreign log can show: the catalog gives it no `replay:` form.
+pub const OUT_OF_REACH: &str =
+    "outside replay's reach: no form of the catalog shows it in a foreign log";
 
 /// The skip of a condition the log does not show, with what the log shows instead.
 pub fn not_observed(note: Option<&str>) -> Outcome {
@@ -40,6 +43,9 @@ pub struct Plan {
     /// Root commands went through `su`, whose password prompt the live run kept out of the
     /// output: so does the replay.
     su: bool,
+    /// Log lines (from, to) of the waits a run's record says ran out: the first CPU stall in
+    /// each is kept, as live asks whether the guest stalled during the wait.
+    pub windows: Vec<(u64, u64)>,
 }
 
 struct Planned {
@@ -140,6 +146,7 @@ impl Plan {
             login: config.contract.login.clone(),
             prompts: config.contract.prompts.clone(),
             su: config.contract.root.needs_terminal(),
+            windows: Vec::new(),
         })
     }
 }
@@ -155,6 +162,9 @@ pub enum Finding {
     Fatal(Outcome, Vec<(u64, String)>),
     /// Not in the log; the note says what the log shows instead (a CPU stall).
     NotObserved(Option<String>),
+    /// A foreign log cannot show it by construction (a probe without `replay:` forms), so its
+    /// absence says nothing: it neither counts against the run nor blocks what needs it.
+    OutOfReach,
 }
 
 /// The first line that shows a console condition.
@@ -208,6 +218,8 @@ pub struct Judging<'a> {
     password_prompt: Option<u64>,
     refused: Option<Sighting>,
     recent: VecDeque<(u64, String)>,
+    /// Per window of the plan, the first stall line in it.
+    window_stalls: Vec<Option<crate::session_record::Stall>>,
 }
 
 impl<'a> Judging<'a> {
@@ -229,6 +241,7 @@ impl<'a> Judging<'a> {
             password_prompt: None,
             refused: None,
             recent: VecDeque::with_capacity(CONTEXT_LINES + 1),
+            window_stalls: vec![None; plan.windows.len()],
         }
     }
 
@@ -346,6 +359,19 @@ impl<'a> Judging<'a> {
             }
         }
         for sig in &self.plan.signatures {
+            if !typed && sig.scope == Scope::Stall && self.window_stalls.iter().any(Option::is_none)
+            {
+                let open = self.plan.windows.iter().zip(&mut self.window_stalls);
+                for (&(from, to), stall) in open {
+                    if stall.is_none() && (from..=to).contains(&no) && sig.re.is_match(line) {
+                        *stall = Some(crate::session_record::Stall {
+                            name: sig.name.clone(),
+                            line: no,
+                            text: line.to_string(),
+                        });
+                    }
+                }
+            }
             if !typed && !self.hits.iter().any(|h| h.name == sig.name) && sig.re.is_match(line) {
                 self.hits.push(SignatureHit {
                     name: sig.name.clone(),
@@ -484,6 +510,11 @@ impl<'a> Judging<'a> {
         }
     }
 
+    /// The first stall line of each window of the plan.
+    pub fn window_stalls(&self) -> Vec<Option<crate::session_record::Stall>> {
+        self.window_stalls.clone()
+    }
+
     /// What the log says of every condition, in plan order.
     pub fn findings(self) -> Vec<Finding> {
         let mut out = Vec::new();
@@ -521,10 +552,17 @@ impl<'a> Judging<'a> {
                         Finding::Fatal(outcome, excerpt)
                     }
                 }
+                None if self.out_of_reach(c) => Finding::OutOfReach,
                 None => Finding::NotObserved(self.stall_note()),
             });
         }
         out
+    }
+
+    /// No foreign log can show it: a probe whose catalog entry has no `replay:` form (an own
+    /// log has the probe's frames, so nothing is out of its reach).
+    fn out_of_reach(&self, c: &Planned) -> bool {
+        !self.own && matches!(&c.check, Check::Probe { forms, .. } if forms.is_empty())
     }
 
     /// A live run that timed out after a CPU stall could not judge; a replay says why the log
@@ -644,7 +682,8 @@ impl<'a> Judging<'a> {
                 ),
                 o.output.clone(),
             ),
-            ProbeVerdict::NotYet { observed } => Outcome::fail(
+            // Never decided: the log ended while it still waited, as a wait that ran out.
+            ProbeVerdict::NotYet { observed } => Outcome::timed_out(
                 format!(
                     "not met in {n} observation(s) in the log: `{}` last gave {observed} (log line {})",
                     if self.own { &judge.command } else { &o.command },
@@ -696,6 +735,7 @@ mod tests {
                 let o = match f {
                     Finding::Shown(o, _) | Finding::Named(o, _) | Finding::Fatal(o, _) => o,
                     Finding::NotObserved(note) => not_observed(note.as_deref()),
+                    Finding::OutOfReach => Outcome::out_of_reach(OUT_OF_REACH),
                 };
                 (d.id.clone(), (o.status, o.message, o.log_line))
             })
@@ -756,8 +796,9 @@ mod tests {
         ] {
             assert_eq!(status(&r, id), Status::Pass, "{id}: {:?}", r[id]);
         }
-        // storage.tools is not in the log: not observed, never a pass.
+        // storage.tools has no replay form: outside replay's reach, never a pass.
         assert_eq!(status(&r, "storage.tools"), Status::Skip);
+        assert_eq!(r["storage.tools"].1, OUT_OF_REACH);
         assert_eq!(r["shell.root"].2, Some(8), "the line of `sudo -i`");
         assert_eq!(r["storage.status"].2, Some(12));
         assert!(

@@ -55,11 +55,11 @@ use crate::engine::{Engine, RunOptions, Scope};
 use crate::exit_codes;
 use crate::model::Outcome;
 use bootaudit_console::for_each_line;
-use judging::{not_observed, Finding, Judging, Plan};
+use judging::{not_observed, Finding, Judging, Plan, OUT_OF_REACH};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-pub async fn run(args: ReplayArgs) -> i32 {
+pub async fn run(args: ReplayArgs, cancel: crate::signal::Cancel) -> i32 {
     let common = args.common;
     let config = match crate::app::load_config(&common.profile, &common.vars) {
         Ok(c) => c,
@@ -131,9 +131,8 @@ pub async fn run(args: ReplayArgs) -> i32 {
     let name = named_by
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "log".into());
-    // Ctrl-C stops the reading; the report is written, verdict `interrupted` (exit 130).
-    let cancel = crate::signal::Cancel::new();
-    crate::signal::install(cancel.clone());
+    // Ctrl-C (listened for by app::main) stops the reading; the report is written, verdict
+    // `interrupted` (exit 130).
     let crate::app::Reporting {
         dir: out_dir,
         reporters,
@@ -174,9 +173,14 @@ pub async fn run(args: ReplayArgs) -> i32 {
     )
 }
 
-/// What the two passes over the log found, per condition, whether it was an own log, and the
-/// boot's milestones.
-type Findings = (Vec<Finding>, bool, Vec<crate::model::Milestone>);
+/// What the two passes over the log found, per condition, whether it was an own log, the
+/// boot's milestones, and the first stall line in each window of the plan.
+type Findings = (
+    Vec<Finding>,
+    bool,
+    Vec<crate::model::Milestone>,
+    Vec<Option<crate::session_record::Stall>>,
+);
 
 /// Read the log: a survey pass, then the judging pass. Runs on a blocking thread; stops early
 /// (with what it has) when the run is interrupted. `archived`: the log is a run's serial.raw.
@@ -205,7 +209,7 @@ fn read_log<R: std::io::Read>(
         }
     })?;
     if cancel.is_cancelled() {
-        return Ok((Vec::new(), own, Vec::new()));
+        return Ok((Vec::new(), own, Vec::new(), Vec::new()));
     }
     let mut judging = Judging::new(plan, &survey, own);
     for_each_line(open()?, |no, line| {
@@ -218,7 +222,8 @@ fn read_log<R: std::io::Read>(
         }
     })?;
     judging.finish();
-    Ok((judging.findings(), own, milestones.finish()))
+    let stalls = judging.window_stalls();
+    Ok((judging.findings(), own, milestones.finish(), stalls))
 }
 
 /// Both passes of a replay over a log in memory: findings per condition, own log, milestones.
@@ -228,7 +233,9 @@ pub fn judge_bytes(
     milestones: crate::timeline::MilestoneScanner,
 ) -> (Vec<Finding>, bool, Vec<crate::model::Milestone>) {
     let cancel = crate::signal::Cancel::new();
-    read_log(plan, || Ok(log), false, &cancel, milestones).expect("reading memory cannot fail")
+    let (findings, own, milestones, _) =
+        read_log(plan, || Ok(log), false, &cancel, milestones).expect("reading memory cannot fail");
+    (findings, own, milestones)
 }
 
 /// A `serial.raw` in a report folder of `bootaudit run` (beside its serial.timing and
@@ -262,9 +269,36 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
         );
         engine.emit(Event::Note(&note));
     }
+    // The run's own side of its session (serial.events), where it wrote one.
+    let record = match archived {
+        true => match crate::session_record::Record::load(&path) {
+            Ok(r) => r,
+            Err(e) => {
+                let note = format!(
+                    "the run's {} could not be read: {e}",
+                    crate::session_record::FILE
+                );
+                engine.emit(Event::Note(&note));
+                None
+            }
+        },
+        false => None,
+    };
+    // Judged on the host before the boot: the record's verdicts, so the boot conditions are
+    // gated on them as they were live.
+    for (id, outcome) in record.iter().flat_map(|r| r.conditions.iter()) {
+        if let Some(def) = engine.config.condition(id).cloned() {
+            let at = engine.now_ms();
+            engine.record(&def, at, outcome.clone());
+        }
+    }
+    if record.as_ref().is_some_and(|r| r.interrupted) {
+        engine.facts.interrupted_live = true;
+    }
     let judged = match Plan::new(&engine.config, defs) {
         Err(e) => Err(e),
-        Ok(plan) => {
+        Ok(mut plan) => {
+            plan.windows = record.as_ref().map(|r| r.windows()).unwrap_or_default();
             let cancel = engine.cancel.clone();
             let milestones = engine.milestone_scanner();
             tokio::task::spawn_blocking(move || {
@@ -281,7 +315,7 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
             .and_then(|r| r.map_err(|e| format!("reading the log: {e}")))
         }
     };
-    if let Ok((_, _, milestones)) = &judged {
+    if let Ok((_, _, milestones, _)) = &judged {
         let mut milestones = milestones.clone();
         // A run's own console has its arrival times beside it: the milestones get theirs.
         if archived {
@@ -307,12 +341,14 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
         });
     }
     let mut seen_fatal: Option<String> = None;
+    // The session had ended (by the record) at an earlier condition.
+    let mut after_ending = false;
     // The lines each verdict rests on, for a later one that rests on it.
     let mut excerpts: std::collections::BTreeMap<String, Vec<(u64, String)>> = Default::default();
     for (i, def) in defs.iter().enumerate() {
         let (finding, own) = match &judged {
             // An interrupted reading has no findings: the gate says "interrupted".
-            Ok((findings, own, _)) => (
+            Ok((findings, own, _, _)) => (
                 findings
                     .get(i)
                     .cloned()
@@ -352,7 +388,35 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
                 Ok((o, quoted))
             }
             (None, Finding::NotObserved(note)) => Ok((not_observed(note.as_deref()), Vec::new())),
+            // No form could show it: whatever gated it live, the log cannot say.
+            (None, Finding::OutOfReach) => Ok((Outcome::out_of_reach(OUT_OF_REACH), Vec::new())),
         };
+        // Where the log leaves it open, the run's record says what the harness saw: a wait that
+        // ran out, the session's end, an interrupt.
+        let chosen = match (&record, chosen) {
+            (Some(rec), Ok((outcome, excerpt))) => {
+                let stall =
+                    rec.waits
+                        .iter()
+                        .position(|w| w.id == def.id)
+                        .and_then(|i| match &judged {
+                            Ok((_, _, _, stalls)) => stalls.get(i).cloned().flatten(),
+                            Err(_) => None,
+                        });
+                match rec.settle(&def.id, &outcome, stall.as_ref(), after_ending) {
+                    Some(settled) => Ok((settled, Vec::new())),
+                    None => Ok((outcome, excerpt)),
+                }
+            }
+            (_, chosen) => chosen,
+        };
+        if record
+            .as_ref()
+            .and_then(|r| r.ended.as_ref())
+            .is_some_and(|(during, _, _)| *during == def.id)
+        {
+            after_ending = true;
+        }
         match chosen {
             Err(gate) => {
                 let at = engine.now_ms();
@@ -386,6 +450,76 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
 mod tests {
     use super::*;
     use crate::model::Phase;
+
+    /// Replay a log file through the engine (no reporters): the report.
+    async fn replay_file(log: &[u8]) -> crate::model::Report {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.log");
+        std::fs::write(&path, log).unwrap();
+        let config = crate::config::load("pre-nixos").unwrap();
+        let opts = RunOptions {
+            scope: Scope::Replay,
+            accel: crate::cli::Accel::Auto,
+            timeout_scale: 1.0,
+            only: vec![],
+            skip: vec![],
+            flake: None,
+            iso: None,
+            out_dir: dir.path().join("out"),
+        };
+        let cancel = crate::signal::Cancel::new();
+        let mut engine = Engine::new(config, opts, Fanout::new(vec![]), cancel).unwrap();
+        engine.replay(path);
+        engine.run().await
+    }
+
+    /// A foreign log of a healthy boot that shows every condition a form can show.
+    const HEALTHY_FOREIGN: &[u8] = b"nixos login: nixos (automatic login)\n\
+        [nixos@nixos:~]$ sudo -i\n\
+        [root@nixos:~]# id -u\n0\n\
+        [root@nixos:~]# cat /run/pre-nixos/storage-status\nSTATE=applied\nDETAIL=auto-applied\n\
+        [root@nixos:~]# vgs --noheadings -o vg_name\n  main\n\
+        [root@nixos:~]# lvs --noheadings -o lv_name,vg_name\n  slash main\n\
+        [root@nixos:~]# ip -4 -o addr show dev lan\n2: lan    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic lan\n\
+        LAN IPv4 address: 10.0.2.15\n\
+        [root@nixos:~]# systemctl is-active pre-nixos\ninactive\n\
+        [root@nixos:~]# ";
+
+    #[tokio::test]
+    async fn a_foreign_log_of_a_passing_run_passes() {
+        // Before: storage.tools (no replay form) was "not observed" and the run incomplete.
+        let report = replay_file(HEALTHY_FOREIGN).await;
+        let tools = report
+            .conditions
+            .iter()
+            .find(|c| c.id == "storage.tools")
+            .unwrap();
+        assert_eq!(tools.status, crate::model::Status::Skip);
+        assert_eq!(tools.message, OUT_OF_REACH);
+        assert_eq!(
+            report.verdict,
+            crate::model::Verdict::Pass,
+            "{:?}",
+            report.verdict_reason
+        );
+    }
+
+    #[tokio::test]
+    async fn what_a_form_could_show_but_the_log_does_not_still_leaves_it_incomplete() {
+        // The same log without the lease: net.lan-ipv4 has forms, so its absence counts.
+        let text = String::from_utf8_lossy(HEALTHY_FOREIGN)
+            .replace(
+                "[root@nixos:~]# ip -4 -o addr show dev lan\n\
+                 2: lan    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic lan\n",
+                "",
+            )
+            .replace("LAN IPv4 address: 10.0.2.15\n", "");
+        let report = replay_file(text.as_bytes()).await;
+        assert_eq!(report.verdict, crate::model::Verdict::Incomplete);
+        let reason = report.verdict_reason.unwrap();
+        assert!(reason.contains("net.lan-ipv4"), "{reason}");
+        assert!(!reason.contains("storage.tools"), "{reason}");
+    }
 
     #[test]
     fn judges_a_log_in_memory() {

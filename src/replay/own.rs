@@ -111,6 +111,12 @@ pub fn is_readable_transcript(path: &std::path::Path) -> bool {
     if f.take(8192).read_to_end(&mut head).is_err() {
         return false;
     }
+    // A head cut mid-line ends in a part of a line that proves nothing either way.
+    let cut = head.len() == 8192 && !head.ends_with(b"\n");
+    if cut {
+        let end = head.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        head.truncate(end);
+    }
     let text = String::from_utf8_lossy(&head);
     let mut lines = text
         .lines()
@@ -136,6 +142,24 @@ pub fn is_readable_transcript(path: &std::path::Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Long lines put the 8 KiB cut inside a stamp: the cut piece decides nothing.
+    #[test]
+    fn a_serial_log_of_long_lines_is_still_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serial.log");
+        let long = "x".repeat(600);
+        let first = format!("{:>9.3} < {}\n", 0.0, "y".repeat(187));
+        let text: String = first
+            + &(1..40)
+                .map(|i| format!("{:>9.3} < {long}{i}\n", i as f64 / 10.0))
+                .collect::<String>();
+        // The cut must fall inside the digits of a stamp: `    3.` is no stamp.
+        let at = 8192 - text[..8192].rfind('\n').unwrap();
+        assert_eq!(at, 7, "the cut lands {at} bytes into a line");
+        std::fs::write(&path, &text).unwrap();
+        assert!(is_readable_transcript(&path));
+    }
     use bootaudit_console::frame_with_token;
 
     #[test]

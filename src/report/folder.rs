@@ -19,9 +19,10 @@ use std::sync::Arc;
 pub type Incomplete = Arc<AtomicBool>;
 
 /// The entries a report folder may hold (refused as symlinks).
-const ENTRIES: [&str; 9] = [
+const ENTRIES: [&str; 10] = [
     "serial.raw",
     "serial.timing",
+    crate::session_record::FILE,
     "serial.log",
     "qemu.log",
     "report.json",
@@ -30,6 +31,53 @@ const ENTRIES: [&str; 9] = [
     "conditions",
     "diagnostics",
 ];
+
+/// Marks a folder as a bootaudit report from its start.
+const MARK: &str = ".bootaudit-report";
+
+/// Why the report entries in `dir` are not a previous report of ours (None: they are, or
+/// there are none). Files that only share a report's names — another harness's serial.log and
+/// qemu.log, a user's own diagnostics/ — are someone's and must not be removed.
+fn not_a_previous_report(dir: &Path) -> Option<String> {
+    let present: Vec<&str> = ENTRIES
+        .into_iter()
+        .filter(|e| fs::symlink_metadata(dir.join(e)).is_ok())
+        .collect();
+    if present.is_empty() {
+        return None;
+    }
+    let marked = fs::symlink_metadata(dir.join(MARK)).is_ok_and(|m| m.is_file());
+    let old_report = || {
+        let text = fs::read(dir.join("report.json")).ok()?;
+        let json: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        json.get("bootaudit_version")?.as_str().map(|_| ())
+    };
+    if !marked && old_report().is_none() {
+        return Some(format!(
+            "it holds {} but neither a bootaudit report.json nor its {MARK} mark",
+            present.join(", ")
+        ));
+    }
+    // What a report puts in its subfolders, and nothing else.
+    let only = |sub: &str, ok: &dyn Fn(&fs::DirEntry) -> bool| -> Option<String> {
+        let entries = fs::read_dir(dir.join(sub)).ok()?;
+        entries
+            .flatten()
+            .find(|e| !ok(e))
+            .map(|e| format!("its {sub}/ holds {}", e.file_name().to_string_lossy()))
+    };
+    let file_ending = |e: &fs::DirEntry, ext: &str| {
+        e.file_type().is_ok_and(|t| t.is_file()) && e.file_name().to_string_lossy().ends_with(ext)
+    };
+    only("conditions", &|e| file_ending(e, ".log")).or_else(|| {
+        only("diagnostics", &|e| {
+            e.file_type().is_ok_and(|t| t.is_dir())
+                && fs::read_dir(e.path())
+                    .map(|d| d.flatten().all(|f| file_ending(&f, ".txt")))
+                    .unwrap_or(false)
+        })
+    })
+}
 
 /// Create (or truncate) a file without following a symlink at its name.
 fn create_file(path: &Path) -> std::io::Result<File> {
@@ -86,7 +134,11 @@ pub struct FolderReporter {
     timing: Option<BufWriter<File>>,
     serial_log: Option<BufWriter<File>>,
     qemu_log: Option<BufWriter<File>>,
+    /// serial.events: the harness's side of the session, for the replay of this folder.
+    events: Option<BufWriter<File>>,
     raw_offset: u64,
+    /// serial.raw's length when the current condition started (where its wait began).
+    started_at_byte: u64,
     /// Holds only the console's unfinished line: complete lines go out at once.
     normalizer: Normalizer,
     current: Option<String>,
@@ -109,7 +161,9 @@ impl FolderReporter {
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| {
-                !(ENTRIES.contains(&n.as_str()) || n.starts_with('.') && n.ends_with(".tmp"))
+                !(ENTRIES.contains(&n.as_str())
+                    || n == MARK
+                    || n.starts_with('.') && n.ends_with(".tmp"))
             })
             .collect();
         if !foreign.is_empty() {
@@ -138,6 +192,15 @@ impl FolderReporter {
                 ));
             }
         }
+        if let Some(why) = not_a_previous_report(dir) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "{why}: it is not a bootaudit report and is never removed — give an empty \
+                     or new folder, or a previous report's (replaced whole)"
+                ),
+            ));
+        }
         // A previous report here is replaced whole: none of its files may pass for this run's
         // (a full disk would otherwise leave the old report.json beside the new logs).
         for entry in ENTRIES {
@@ -148,6 +211,9 @@ impl FolderReporter {
                 Err(_) => {}
             }
         }
+        // Marked first, so that a report cut short (a SIGKILL before report.json) is still
+        // known for ours and replaced by the next run into this folder.
+        create_file(&dir.join(MARK))?.write_all(env!("CARGO_PKG_VERSION").as_bytes())?;
         real_dir(&dir.join("conditions"))?;
         real_dir(&dir.join("diagnostics"))?;
         let open = |name: &str| {
@@ -161,7 +227,9 @@ impl FolderReporter {
             timing: open("serial.timing")?,
             serial_log: open("serial.log")?,
             qemu_log: open("qemu.log")?,
+            events: open(crate::session_record::FILE)?,
             raw_offset: 0,
+            started_at_byte: 0,
             normalizer: Normalizer::new(),
             current: None,
             transcripts: BTreeMap::new(),
@@ -196,6 +264,17 @@ impl FolderReporter {
         }
     }
 
+    /// One entry of serial.events, flushed at once: a killed run's record must stand as far
+    /// as its serial.raw does.
+    fn record(&mut self, entry: &crate::session_record::Entry) {
+        let mut line = serde_json::to_string(entry).expect("an entry serialises");
+        line.push('\n');
+        self.write(|s| &mut s.events, "serial.events", line.as_bytes());
+        if let Some(w) = &mut self.events {
+            let _ = w.flush();
+        }
+    }
+
     /// A line for serial.log and the current condition's transcript.
     fn log_line(&mut self, at: Millis, dir: char, text: &str) {
         let line = format!("{:>9.3} {dir} {text}\n", at as f64 / 1000.0);
@@ -220,7 +299,7 @@ impl FolderReporter {
         // Stamped when complete, so received and sent lines stay in time order.
         for line in chunk.lines() {
             if !line.trim().is_empty() {
-                self.log_line(at, '<', line);
+                self.log_line(at, '<', &readable(line));
             }
         }
     }
@@ -272,23 +351,22 @@ impl FolderReporter {
 
     fn finish_run(&mut self, report: &Report) {
         self.flush_lines(report.duration_ms, true);
-        for w in [
+        if report.verdict == crate::model::Verdict::Interrupted {
+            self.record(&crate::session_record::Entry::Interrupted);
+        }
+        let unflushed: Vec<std::io::Error> = [
             &mut self.raw,
             &mut self.timing,
             &mut self.serial_log,
             &mut self.qemu_log,
+            &mut self.events,
         ]
         .into_iter()
         .flatten()
-        {
-            if let Err(e) = w.flush() {
-                self.incomplete.store(true, Ordering::SeqCst);
-                eprintln!("bootaudit: warning: could not write the console logs: {e}");
-            }
-        }
-        let json = serde_json::to_string_pretty(report).expect("report serialises");
-        if let Err(e) = write_whole(&self.dir.join("report.json"), (json + "\n").as_bytes()) {
-            self.warn("report.json", e);
+        .filter_map(|w| w.flush().err())
+        .collect();
+        for e in unflushed {
+            self.warn("the console logs", e);
         }
         let transcripts: BTreeMap<String, String> = self
             .transcripts
@@ -300,6 +378,16 @@ impl FolderReporter {
             self.warn("junit.xml", e);
         }
         self.write_html(report, &transcripts);
+        // Last, so that it can say what of the folder could not be written: the run then
+        // exits 3 whatever its verdict, and report.json must not read as a plain answer.
+        let mut json = serde_json::to_value(report).expect("report serialises");
+        if !self.warnings.is_empty() {
+            json["report_problems"] = self.warnings.clone().into();
+        }
+        let text = serde_json::to_string_pretty(&json).expect("report serialises");
+        if let Err(e) = write_whole(&self.dir.join("report.json"), (text + "\n").as_bytes()) {
+            self.warn("report.json", e);
+        }
     }
 
     /// report.html, with the head of serial.log where the run has one. Rendering only reads
@@ -329,6 +417,7 @@ impl Reporter for FolderReporter {
             Event::ConditionStarted { id, at, .. } => {
                 self.flush_lines(*at, false);
                 self.current = Some(id.to_string());
+                self.started_at_byte = self.raw_offset;
                 self.note(*at, &format!("{id} started"));
             }
             Event::Progress { at, detail, .. } => self.note(*at, detail),
@@ -348,7 +437,7 @@ impl Reporter for FolderReporter {
                 self.flush_lines(*at, false);
                 let text = String::from_utf8_lossy(bytes);
                 let shown = text.trim_end_matches(['\r', '\n']);
-                self.log_line(*at, '>', &as_typed(shown));
+                self.log_line(*at, '>', &as_typed(&readable(shown)));
             }
             Event::QemuLog { text } => self.write(|s| &mut s.qemu_log, "qemu.log", text.as_bytes()),
             Event::LogExcerpt { id, lines } => {
@@ -372,10 +461,58 @@ impl Reporter for FolderReporter {
                     self.warn(&format!("diagnostics/{id}/{name}.txt"), e);
                 }
             }
-            Event::ConditionFinished(c) => self.finish_condition(c),
+            Event::ConditionFinished(c) => {
+                // Judged on the host, not on the console: only the record can say.
+                if c.phase != crate::model::Phase::Boot {
+                    self.record(&crate::session_record::Entry::Condition {
+                        id: c.id.clone(),
+                        phase: c.phase,
+                        status: c.status,
+                        message: c.message.clone(),
+                        skip_kind: c.skip_kind,
+                    });
+                }
+                self.finish_condition(c)
+            }
+            Event::Session(e) => {
+                use crate::engine::events::SessionEvent;
+                use crate::session_record::Entry;
+                let entry = match *e {
+                    SessionEvent::WaitRanOut { id } => Entry::WaitRanOut {
+                        id: id.to_string(),
+                        from_byte: self.started_at_byte,
+                        to_byte: self.raw_offset,
+                    },
+                    SessionEvent::Ended {
+                        during,
+                        why,
+                        image_fault,
+                    } => Entry::Ended {
+                        during: during.to_string(),
+                        why: why.to_string(),
+                        image_fault,
+                    },
+                };
+                self.record(&entry);
+            }
             Event::RunFinished(report) => self.finish_run(report),
             Event::RunStarted { .. } | Event::PhaseStarted(_) | Event::Note(_) => {}
         }
+    }
+}
+
+/// A framed command line (as typed, or as the terminal echoed it whole) shows the command as
+/// the catalog gives it, with its framing named apart; serial.raw keeps the bytes. Anything
+/// else, a wrapped echo included, reads as it came.
+fn readable(line: &str) -> std::borrow::Cow<'_, str> {
+    match bootaudit_console::find_typed_frame(line) {
+        Some(f) => {
+            let echo = if f.before.is_empty() { "" } else { "echo, " };
+            let marker = bootaudit_console::MARKER_PREFIX;
+            let (before, command, token) = (f.before, f.command, f.token);
+            format!("{before}{command}    [{echo}framed {marker}_{token}]").into()
+        }
+        None => line.into(),
     }
 }
 
@@ -450,6 +587,18 @@ impl BoundedText {
 #[cfg(test)]
 mod bounded_tests {
     use super::*;
+
+    #[test]
+    fn framed_lines_show_the_command_and_the_framing_apart() {
+        let framed = bootaudit_console::frame_with_token("vgs -o vg_name", "k3j9").unwrap();
+        assert_eq!(readable(&framed.line), "vgs -o vg_name    [framed BA_k3j9]");
+        let echo = format!("[nixos@nixos:~]$ {}", framed.line);
+        assert_eq!(
+            readable(&echo),
+            "[nixos@nixos:~]$ vgs -o vg_name    [echo, framed BA_k3j9]"
+        );
+        assert_eq!(readable("BA_k3j9_END rc=0"), "BA_k3j9_END rc=0");
+    }
 
     #[test]
     fn sent_lines_read_as_typed() {

@@ -140,11 +140,11 @@ pub fn summary(report: &Report, out_dir: &str) -> String {
     if let Some(iso) = &report.iso {
         md.push_str(&format!(", image {}", code(&iso.path)));
     }
-    if let Some(reason) = &report.verdict_reason {
-        md.push_str(&format!("\n\n{}", cell(reason)));
-    }
     if let Some(a) = &report.accel {
         md.push_str(&format!(", accel {a}"));
+    }
+    if let Some(reason) = &report.verdict_reason {
+        md.push_str(&format!("\n\n{}", cell(reason)));
     }
     md.push_str("\n\n");
     let failed = report.failures_first();

@@ -144,6 +144,43 @@ fn frame_inner(cmd: &str, token: &str, stdin_null: bool) -> Result<Framed, Frame
     })
 }
 
+/// A framed line found in a line of text: the line the harness typed, or the terminal's echo
+/// of it after a prompt. It lets a transcript show the command as typed and its framing apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypedFrame<'a> {
+    /// What came before the framed line (a prompt in an echo; empty in a sent line).
+    pub before: &'a str,
+    pub token: &'a str,
+    /// The command, as given to [`frame`].
+    pub command: &'a str,
+}
+
+/// The inverse of the framing: the framed line in `text`, whole to its end, with its command.
+/// `None` for anything else, a wrapped or garbled echo included (that is shown as it came).
+pub fn find_typed_frame(text: &str) -> Option<TypedFrame<'_>> {
+    let p = MARKER_PREFIX;
+    let head = format!("printf '%s %s\\n' \"{p}\"\"_");
+    let start = text.find(&head)?;
+    let rest = &text[start + head.len()..];
+    let (token, rest) = rest.split_once("_BEGIN\" ")?;
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let tail = format!(" 2>&1; printf '\\n{p}''_%s_END rc=%d\\n' {token} $?");
+    let middle = rest.trim_end().strip_suffix(tail.as_str())?;
+    let middle = middle.strip_suffix(" </dev/null").unwrap_or(middle);
+    let group = middle.strip_suffix(" ; }")?;
+    // `'CMD'; { CMD`: the split where the quoted half quotes the other half.
+    group.match_indices("; { ").find_map(|(at, sep)| {
+        let command = &group[at + sep.len()..];
+        (shell_quote(command) == group[..at]).then_some(TypedFrame {
+            before: &text[..start],
+            token,
+            command,
+        })
+    })
+}
+
 /// Every begin marker in `text` with the token and the command it announces, in order.
 pub fn announced_commands(text: &str) -> Vec<(String, String)> {
     let re = Regex::new(&format!(
@@ -259,5 +296,33 @@ pub fn parse_between(between: &str, exit_code: i32, noise: &NoiseFilter) -> Fram
         interleaved,
         exit_code,
         raw: between.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_framed_line_gives_back_its_command() {
+        for cmd in [
+            "id -u",
+            "printf '%s; { x ; }\\n' \"a b\"",
+            "cat /x </dev/null",
+        ] {
+            for framed in [frame(cmd).unwrap(), frame_on_terminal(cmd).unwrap()] {
+                let found = find_typed_frame(&framed.line).expect(cmd);
+                assert_eq!((found.before, found.command), ("", cmd));
+                assert_eq!(found.token, framed.token);
+                let echo = format!("[root@x:~]# {}\r", framed.line);
+                let found = find_typed_frame(&echo).expect(cmd);
+                assert_eq!((found.before, found.command), ("[root@x:~]# ", cmd));
+            }
+        }
+        let line = frame("id -u").unwrap().line;
+        // Cut (a wrapped echo), or not framed at all: nothing.
+        assert_eq!(find_typed_frame(&line[..line.len() - 5]), None);
+        assert_eq!(find_typed_frame("printf '%s %s\\n' \"BA\"\"_x"), None);
+        assert_eq!(find_typed_frame("echo hi"), None);
     }
 }

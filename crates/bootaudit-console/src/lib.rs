@@ -25,8 +25,9 @@ pub use engine::{
     MAX_QUERY_RECORDS, MAX_RECENT_HITS,
 };
 pub use framing::{
-    announced_commands, frame, frame_on_terminal, frame_with_token, fresh_token, parse_between,
-    shell_quote, FrameError, Framed, FramedOutput, NoiseFilter, MARKER_PREFIX,
+    announced_commands, find_typed_frame, frame, frame_on_terminal, frame_with_token, fresh_token,
+    parse_between, shell_quote, FrameError, Framed, FramedOutput, NoiseFilter, TypedFrame,
+    MARKER_PREFIX,
 };
 pub use log_lines::{for_each_line, LogStats};
 pub use normalize::Normalizer;

@@ -10,7 +10,7 @@ use crate::config::{Builtin, CheckDef, ConditionDef, ConsoleDialogue, RunAs};
 use crate::dialogue::login::{self, PasswordLogin};
 use crate::dialogue::menu::{self, Loader, MenuTarget};
 use crate::dialogue::{console_rules, last_lines, Dialogue, RootAccess, WaitError};
-use crate::engine::events::{Event, Fanout};
+use crate::engine::events::{Event, Fanout, SessionEvent};
 use crate::engine::Engine;
 use crate::judge::{console as verdicts, ProbeJudge, ProbeVerdict};
 use crate::model::{BootInfo, Outcome, Status};
@@ -55,6 +55,9 @@ struct Session {
     /// A `grants_root` probe passed: root commands work.
     root: bool,
     contract: Contract,
+    /// How the session ended, once known and not yet told to the reporters: why, and
+    /// whether it was the image's doing.
+    ended: Option<(String, bool)>,
     /// The login password, revealed for this boot only.
     login_password: Option<String>,
     /// The entry to choose in the boot menu (menu mode, not the default).
@@ -94,9 +97,24 @@ pub async fn run(engine: &mut Engine, defs: &[ConditionDef]) {
                     let s = session.insert(s);
                     judge(engine, s, def).await
                 }
-                Err(outcome) => outcome,
+                // No session: the guest never ran, which its console cannot show.
+                Err(outcome) => {
+                    engine.emit(Event::Session(SessionEvent::Ended {
+                        during: &def.id,
+                        why: &outcome.message,
+                        image_fault: outcome.status == Status::Fail,
+                    }));
+                    outcome
+                }
             },
         };
+        if let Some((why, image_fault)) = session.as_mut().and_then(|s| s.ended.take()) {
+            engine.emit(Event::Session(SessionEvent::Ended {
+                during: &def.id,
+                why: &why,
+                image_fault,
+            }));
+        }
         let failed = outcome.status == Status::Fail;
         engine.record_caused_by(def, started, outcome, gone_since);
         if failed {
@@ -362,6 +380,7 @@ async fn start(engine: &mut Engine) -> Result<Session, Outcome> {
         dialogue,
         fatal: None,
         fatal_is_infra: false,
+        ended: None,
         shell_ready: false,
         root: false,
         contract,
@@ -554,11 +573,17 @@ async fn judge(engine: &mut Engine, s: &mut Session, def: &ConditionDef) -> Outc
         return o;
     }
     if outcome.timed_out {
+        engine.emit(Event::Session(SessionEvent::WaitRanOut { id: &def.id }));
         if let Some(ending) = paused_by_qemu(s).await {
             let why = format!("{} during {}", ending.describe(), def.id);
             if s.fatal.is_none() {
                 s.fatal = Some((why.clone(), def.id.clone()));
                 s.fatal_is_infra = !ending.is_image_fault();
+                let said = match ending.is_image_fault() {
+                    true => why.clone(),
+                    false => format!("could not judge: {why}"),
+                };
+                s.ended = Some((said, ending.is_image_fault()));
             }
             let mut o = match ending.is_image_fault() {
                 true => Outcome::fail(why, ""),
@@ -576,19 +601,7 @@ async fn judge(engine: &mut Engine, s: &mut Session, def: &ConditionDef) -> Outc
     outcome
 }
 
-/// A condition that ran out of time after the guest said it was starved of CPU: the run cannot
-/// tell a slow guest from a broken image, so this is an error of the run, not a verdict.
-fn starved(timed_out: Outcome, stall: &str, line: &str) -> Outcome {
-    let mut o = Outcome::error(format!(
-        "could not judge: the guest was starved of CPU ({stall}: {}) and then {} — an \
-         overloaded host or emulation under load stalls a guest; rerun on an idle host or with \
-         a larger --timeout-scale (a stall on an idle host points at the image's kernel)",
-        quote(line),
-        timed_out.message
-    ));
-    o.evidence = line.to_string();
-    o
-}
+use verdicts::starved;
 
 /// Turn a wait error into the condition's failure; fatal ones end the session's usefulness.
 async fn wait_failure(
@@ -627,6 +640,7 @@ async fn wait_failure(
             if first {
                 s.fatal = Some((why.clone(), s.dialogue.current.clone()));
                 s.fatal_is_infra = !ending.is_image_fault();
+                s.ended = Some((why.clone(), ending.is_image_fault()));
             }
             let message = format!(
                 "{why} ({waiting_for}); the console last showed: {}",
@@ -643,6 +657,10 @@ async fn wait_failure(
             o.root_cause = first;
             o
         }
+        // The console is open: the harness could not judge this one, the session goes on.
+        WaitError::Broken { reason } => Outcome::error(format!(
+            "{waiting_for}: could not judge: {reason} — not a fault of the image"
+        )),
         WaitError::Cancelled => Outcome::skip("interrupted"),
     }
 }
