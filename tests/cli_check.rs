@@ -1756,6 +1756,14 @@ fn latest_stays_the_newest_runs_and_a_report_folder_replays_its_serial_raw() {
         std::fs::read_link(tmp.path().join("audit-reports/latest")).unwrap(),
         Path::new("20260101T000000Z-x")
     );
+    // Two replays of one log, within a second or not, never share a folder.
+    let replays: Vec<String> = std::fs::read_dir(tmp.path().join("audit-reports"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("-replay-"))
+        .collect();
+    assert_eq!(replays.len(), 2, "{replays:?}");
 }
 
 /// A run's readable serial.log is not judged as a foreign console capture: it is refused,
