@@ -24,8 +24,13 @@ pub fn main(cli: Cli) -> i32 {
     };
     // First of all: a signal from here on gives the partial report and exit 130 (one in the
     // reaping or the profile loading is seen as soon as the run starts).
+    // Only the commands that read the flag listen; `list`, `compare` and `clean` end at
+    // once on Ctrl-C, as any command-line tool does.
     let cancel = Cancel::new();
-    {
+    if matches!(
+        cli.command,
+        Command::Run(_) | Command::Check { .. } | Command::Replay(_)
+    ) {
         let _in_runtime = runtime.enter();
         signal::install(cancel.clone());
     }

@@ -417,7 +417,7 @@ fn records(dir: &Path) -> Vec<(PathBuf, ReadRecord)> {
     let mut out: Vec<_> = entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter(|p| p.extension().is_some_and(|x| x == "json") || orphaned_claim(p))
         .map(|p| {
             let r = std::fs::read(&p)
                 .map_err(|e| e.to_string())
@@ -427,6 +427,35 @@ fn records(dir: &Path) -> Vec<(PathBuf, ReadRecord)> {
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// A record's own name, `<pid>-<start>.json`, also when it has been claimed.
+fn unclaimed(record: &Path) -> PathBuf {
+    let name = record
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match name.rsplit_once(".reaping-") {
+        Some((base, _)) => record.with_file_name(base),
+        None => record.to_path_buf(),
+    }
+}
+
+/// The name a record is claimed under: `<pid>-<start>.json.reaping-<reaper>`.
+fn claim_name(record: &Path, reaper: i32) -> PathBuf {
+    let base = unclaimed(record);
+    let name = base.file_name().unwrap_or_default().to_string_lossy();
+    base.with_file_name(format!("{name}.reaping-{reaper}"))
+}
+
+/// A record claimed for reaping (`….json.reaping-PID`) by a reaper that died before it was
+/// done: listed again, or what it names would never be reaped.
+fn orphaned_claim(path: &Path) -> bool {
+    path.extension()
+        .and_then(|x| x.to_str())
+        .and_then(|x| x.strip_prefix("reaping-"))
+        .and_then(|pid| pid.parse::<i32>().ok())
+        .is_some_and(|pid| identify(pid).is_none())
 }
 
 /// Reap the records of runs that no longer run: kill what still matches, remove the named
@@ -477,7 +506,7 @@ fn reap_stale_in(dir: &Path) -> Vec<Reaped> {
             continue;
         }
         // Claimed by a rename, so that of two runs starting together one reaps and reports it.
-        let claimed = path.with_extension(format!("json.reaping-{me}"));
+        let claimed = claim_name(&path, me);
         if std::fs::rename(&path, &claimed).is_err() {
             continue;
         }
@@ -530,7 +559,7 @@ fn reap_stale_in(dir: &Path) -> Vec<Reaped> {
                 path.display()
             ));
         }
-        let _ = std::fs::remove_file(original.with_extension("json.tmp"));
+        let _ = std::fs::remove_file(unclaimed(&original).with_extension("json.tmp"));
         reaped.push(done);
     }
     reaped
@@ -651,6 +680,48 @@ mod tests {
             reaped[0]
         );
         assert!(runs.join("5-1.json").exists());
+    }
+
+    /// A reaper killed between claiming a record and finishing leaves the claim: the next
+    /// reaping takes it over. A claim whose reaper still runs is its reaper's.
+    #[test]
+    fn a_claim_whose_reaper_died_is_reaped_again() {
+        let state = tempfile::tempdir().unwrap();
+        let victim = tempfile::tempdir().unwrap();
+        let left = victim.path().join("bootaudit-0123456789");
+        std::fs::create_dir(&left).unwrap();
+        let record = Record {
+            version: 1,
+            owner: dead_owner(),
+            command: vec!["bootaudit".into()],
+            started_at: "2026-12-02T20:00:00Z".into(),
+            processes: vec![],
+            folders: vec![left.clone()],
+        };
+        let runs = state.path().join("runs");
+        let mut dead_reaper = std::process::Command::new("true").spawn().unwrap();
+        let dead = dead_reaper.id() as i32;
+        dead_reaper.wait().unwrap();
+        write_record(&runs.join(format!("6-1.json.reaping-{dead}")), &record).unwrap();
+        let me = std::process::id();
+        write_record(&runs.join(format!("7-1.json.reaping-{me}")), &record).unwrap();
+        let reaped = reap_stale_in(&runs);
+        assert_eq!(reaped.len(), 1, "{reaped:?}");
+        assert_eq!(
+            reaped[0].record,
+            runs.join(format!("6-1.json.reaping-{dead}"))
+        );
+        assert!(!left.exists());
+        let names: Vec<String> = std::fs::read_dir(&runs)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [format!("7-1.json.reaping-{me}")],
+            "a live claim is left"
+        );
     }
 
     #[test]

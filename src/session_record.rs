@@ -62,7 +62,14 @@ pub struct Stall {
 /// serial.events read, its byte offsets turned into log lines.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Record {
+    /// Conditions judged on the host (host, virt, iso phases).
     pub conditions: Vec<(String, Outcome)>,
+    /// Boot conditions the run left out (`--skip`, `--only`, what needs them, not
+    /// applicable): the run's choice, which the log cannot show.
+    pub left_out: Vec<(String, Outcome)>,
+    /// Boot conditions the harness could not judge live (an error: a broken exchange, a write
+    /// that did not finish), whatever the log shows of them since.
+    pub errors: Vec<(String, Outcome)>,
     pub waits: Vec<Wait>,
     /// During which condition, why, and whether the image did it.
     pub ended: Option<(String, String, bool)>,
@@ -113,12 +120,28 @@ impl Record {
             match e {
                 Entry::Condition {
                     id,
+                    phase,
                     status,
                     message,
                     skip_kind,
-                    ..
                 } => {
-                    let message = format!("{message} ({FROM_RECORD}: not a console condition)");
+                    // Of a boot condition only the harness's side counts: that it was left
+                    // out, or could not be judged. What it showed is the log's to say.
+                    let kept = match (phase, status) {
+                        (Phase::Boot, Status::Error) => &mut r.errors,
+                        (Phase::Boot, Status::Skip) if skip_kind != SkipKind::Counts => {
+                            &mut r.left_out
+                        }
+                        (Phase::Boot, _) => continue,
+                        _ => &mut r.conditions,
+                    };
+                    if kept.iter().any(|(seen, _)| *seen == id) {
+                        continue;
+                    }
+                    let message = match phase {
+                        Phase::Boot => format!("{message} ({FROM_RECORD})"),
+                        _ => format!("{message} ({FROM_RECORD}: not a console condition)"),
+                    };
                     let mut o = match status {
                         Status::Pass => Outcome::pass(message, ""),
                         Status::Fail => Outcome::fail(message, ""),
@@ -128,7 +151,7 @@ impl Record {
                     o.skip_kind = skip_kind;
                     // Its message already ends with the hint, where it has one.
                     o.suppress_hint = true;
-                    r.conditions.push((id, o));
+                    kept.push((id, o));
                 }
                 Entry::WaitRanOut {
                     id,
@@ -217,6 +240,13 @@ impl Record {
         }
         if self.interrupted && undecided {
             return Some(Outcome::skip(format!("interrupted ({FROM_RECORD})")));
+        }
+        // Live it could not be judged (the exchange broke): the frame the log may still hold
+        // was not what the run decided on.
+        if let Some((_, error)) = self.errors.iter().find(|(e, _)| e == id) {
+            let mut o = error.clone();
+            o.log_line = from_log.log_line;
+            return Some(o);
         }
         None
     }
@@ -344,6 +374,38 @@ mod tests {
         assert_eq!(o.status, Status::Skip);
         assert!(o.message.starts_with("interrupted"), "{}", o.message);
         assert!(stopped.settle("boot.login", &passed, None, false).is_none());
+    }
+
+    #[test]
+    fn of_a_boot_condition_only_the_harness_side_is_kept() {
+        let entry = |id: &str, status, skip_kind| Entry::Condition {
+            id: id.into(),
+            phase: Phase::Boot,
+            status,
+            message: "m".into(),
+            skip_kind,
+        };
+        let r = record(vec![
+            // What the console showed is the log's to say: a recorded pass or fail is ignored.
+            entry("net.lan-ipv4", Status::Fail, SkipKind::Counts),
+            entry("shell.ready", Status::Pass, SkipKind::Counts),
+            entry("storage.tools", Status::Skip, SkipKind::Deselected),
+            entry("storage.status", Status::Error, SkipKind::Counts),
+            entry("storage.status", Status::Pass, SkipKind::Counts),
+        ]);
+        assert!(r.conditions.is_empty(), "{r:?}");
+        let ids = |v: &[(String, Outcome)]| v.iter().map(|(i, _)| i.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&r.left_out), ["storage.tools"]);
+        assert_eq!(ids(&r.errors), ["storage.status"]);
+        // A broken exchange live stays an error, whatever frame the log still holds.
+        let mut shown = Outcome::pass("the log shows it", "STATE=applied");
+        shown.log_line = Some(90);
+        let settled = r.settle("storage.status", &shown, None, false).unwrap();
+        assert_eq!(
+            (settled.status, settled.log_line),
+            (Status::Error, Some(90))
+        );
+        assert!(r.settle("shell.ready", &shown, None, false).is_none());
     }
 
     #[test]

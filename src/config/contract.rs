@@ -339,6 +339,8 @@ pub struct ContractError {
     /// The text to point at in the file.
     pub value: String,
     pub message: String,
+    /// The field is missing (not wrong): what lacks it is its parent.
+    pub missing: bool,
 }
 
 fn err(field: &'static str, value: &str, message: String) -> ContractError {
@@ -346,6 +348,14 @@ fn err(field: &'static str, value: &str, message: String) -> ContractError {
         field,
         value: value.to_string(),
         message,
+        missing: false,
+    }
+}
+
+fn missing(field: &'static str, near: &str, message: String) -> ContractError {
+    ContractError {
+        missing: true,
+        ..err(field, near, message)
     }
 }
 
@@ -392,7 +402,7 @@ fn secret(
     why: &str,
 ) -> Result<Secret, ContractError> {
     let Some(s) = src else {
-        return Err(err(
+        return Err(missing(
             field,
             near,
             format!("{why} needs `{field}`: {{env: VARIABLE}}, {{file: PATH}} or, for test images, {{literal: TEXT}}"),
@@ -479,7 +489,7 @@ pub fn resolve(
                 }
                 Ok(u)
             }
-            None => Err(err(
+            None => Err(missing(
                 "console.login.user",
                 "login:",
                 format!("{why} needs `console.login.user`: the user name"),

@@ -341,6 +341,14 @@ impl Dropped {
     fn contains(&self, path: &[Seg]) -> bool {
         self.paths.iter().any(|p| p == path)
     }
+
+    /// Was something taken out at `path`, under it or above it? (What lacks it then was
+    /// reported already.)
+    pub fn touches(&self, path: &[Seg]) -> bool {
+        self.paths
+            .iter()
+            .any(|p| p.starts_with(path) || path.starts_with(p))
+    }
 }
 
 /// Each round takes a node out; a file with more errors than this is answered with these.
@@ -353,7 +361,8 @@ pub fn deserialize_all<T: DeserializeOwned>(mut value: Value, chain: Chain) -> P
     let mut errors = Vec::new();
     let mut dropped = Dropped::default();
     for _ in 0..MAX_ERRORS {
-        let err = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+        let lenient = super::scalar::Lenient(value.clone());
+        let err = match serde_path_to_error::deserialize::<_, T>(lenient) {
             Ok(t) => {
                 return Parsed {
                     value: Some(t),
@@ -374,6 +383,25 @@ pub fn deserialize_all<T: DeserializeOwned>(mut value: Value, chain: Chain) -> P
             .collect();
         let path = dropped.original(&current);
         let inner = err.into_inner().to_string();
+        // A key that is no name (`true`, a list) fails its mapping: only that key goes.
+        if let Some((seg, what)) = take_bad_key(&mut value, &current, &inner) {
+            let of = entry_id(&value, &current)
+                .map(|id| format!(" (of `{id}`)"))
+                .unwrap_or_default();
+            let within = match path.as_slice() {
+                [] => "the top level".to_string(),
+                p => format!("`{}`{of}", Shown(p)),
+            };
+            let key_path = [&path[..], &[seg]].concat();
+            let hint = match what {
+                "a boolean" | "empty (null)" => " — put it in quotes if you mean the text",
+                _ => "",
+            };
+            let message = format!("a key in {within} is {what}: a key is a name{hint}");
+            errors.push(chain.error(&key_path, At::Key, message));
+            dropped.paths.push(key_path);
+            continue;
+        }
         match explain(&path, entry_id(&value, &current), &inner) {
             // Its key was taken out for an error already reported.
             Explained::Missing(field, _)
@@ -477,6 +505,49 @@ fn explain(path: &[Seg], id: Option<String>, inner: &str) -> Explained {
         [] => Explained::Value(format!("{inner}{hint}")),
         p => Explained::Value(format!("`{}`{of}: {inner}{hint}", Shown(p))),
     }
+}
+
+/// The node at `path`.
+fn node_mut<'v>(value: &'v mut Value, path: &[Seg]) -> Option<&'v mut Value> {
+    let mut node = value;
+    for seg in path {
+        let next = match (seg, node) {
+            (Seg::Key(k), Value::Mapping(m)) => {
+                m.iter_mut().find(|(key, _)| key_is(key, k)).map(|(_, v)| v)
+            }
+            (Seg::Index(i), Value::Sequence(s)) => s.get_mut(*i),
+            (_, Value::Tagged(t)) => Some(&mut t.value),
+            _ => None,
+        };
+        node = next?;
+    }
+    Some(node)
+}
+
+/// When the error at `path` is about a key of the mapping there that is no name (serde says
+/// `invalid type: boolean …` of the mapping, not of the key), take that key out: its segment
+/// (as the file's positions name it) and what it is.
+fn take_bad_key(value: &mut Value, path: &[Seg], inner: &str) -> Option<(Seg, &'static str)> {
+    let unexpected = inner.strip_prefix("invalid type: ")?;
+    let Some(Value::Mapping(m)) = node_mut(value, path) else {
+        return None;
+    };
+    let (bad, seg, what) = m.keys().find_map(|k| {
+        let (word, seg, what) = match k {
+            Value::Bool(b) => ("boolean", b.to_string(), "a boolean"),
+            Value::Null => ("unit value", "~".to_string(), "empty (null)"),
+            // yaml-rust2's events name a key that is itself a list or mapping so.
+            Value::Sequence(_) => ("sequence", "\u{0}".to_string(), "a list"),
+            Value::Mapping(_) => ("map", "\u{0}".to_string(), "a mapping"),
+            Value::Tagged(_) => ("enum", "\u{0}".to_string(), "a tagged value"),
+            Value::String(_) | Value::Number(_) => return None,
+        };
+        unexpected
+            .starts_with(word)
+            .then(|| (k.clone(), Seg::Key(seg), what))
+    })?;
+    m.remove(&bad);
+    Some((seg, what))
 }
 
 /// Take the node at `path` out of `value`; a list entry's `id` goes into `ids`.

@@ -244,6 +244,10 @@ fn load_source(
         profile.vars.insert(name.clone(), value.clone());
     }
     let vars = profile.vars.clone();
+    // What was taken out of the profile for an error already reported is not reported again
+    // as missing: a variable whose value was wrong, a contract field, a condition's field.
+    let removed = &parsed.dropped;
+    let var_gone = |name: &str| removed.touches(&[key("vars"), key(name)]);
     let contract = match contract::resolve(&profile.console, &profile.boot, &vars) {
         Ok(mut c) => {
             if let Some(dir) = &docs[0].source.dir {
@@ -253,17 +257,33 @@ fn load_source(
         }
         Err(e) => {
             let path: Vec<Seg> = e.field.split('.').map(key).collect();
-            let message = suggest_var(e.message, &vars);
-            errors.push(chain.error(&path, At::Value, message));
+            // A missing field is lacked by its parent: a typo of its key was taken out there.
+            let node = match e.missing {
+                true => &path[..path.len() - 1],
+                false => &path[..],
+            };
+            let caused = removed.touches(node) || unknown_var(&e.message).is_some_and(var_gone);
+            if !caused || errors.is_empty() {
+                let message = suggest_var(e.message, &vars);
+                errors.push(chain.error(&path, At::Value, message));
+            }
             None
         }
     };
     // The profile's own signatures and milestones, before the catalogs' join them.
-    check_extras(chain, &profile_extras(&profile), &vars, &mut errors);
+    check_extras(
+        chain,
+        &profile_extras(&profile),
+        &vars,
+        &var_gone,
+        &mut errors,
+    );
 
     // The catalogs, then the profile's own conditions.
     let mut catalog_docs: Vec<Doc> = Vec::new();
     let mut from_catalogs: Vec<ConditionDef> = Vec::new();
+    // Conditions something was taken out of: their kind's own checks would report the gap.
+    let mut damaged: BTreeSet<(String, usize)> = BTreeSet::new();
     for (i, reference) in profile.checks.clone().iter().enumerate() {
         let src = match catalog(reference) {
             Ok(src) => src,
@@ -294,7 +314,7 @@ fn load_source(
             milestones: &catalog.milestones,
             diagnostics: &catalog.diagnostics,
         };
-        check_extras(here, &extras, &vars, &mut errors);
+        check_extras(here, &extras, &vars, &var_gone, &mut errors);
         for (name, diag) in catalog.diagnostics {
             profile.diagnostics.entry(name).or_insert(diag);
         }
@@ -323,6 +343,9 @@ fn load_source(
         for (i, mut def) in catalog.conditions.into_iter().enumerate() {
             def.source = doc.source.name.clone();
             def.index = index_in_file(&parsed.dropped, i);
+            if parsed.dropped.touches(&at(&def, &[])) {
+                damaged.insert((def.source.clone(), def.index));
+            }
             from_catalogs.push(def);
         }
         catalog_docs.push(doc);
@@ -334,6 +357,9 @@ fn load_source(
         .map(|(i, mut def)| {
             def.source = own_file.clone();
             def.index = index_in_file(&parsed.dropped, i);
+            if parsed.dropped.touches(&at(&def, &[])) {
+                damaged.insert((def.source.clone(), def.index));
+            }
             def
         })
         .collect();
@@ -366,13 +392,14 @@ fn load_source(
         first_of.insert(def.id.clone(), def.source.clone());
         let before = errors.len();
         settle_phase(c, &mut def, &mut errors);
-        if errors.len() == before {
+        let whole = !damaged.contains(&(def.source.clone(), def.index));
+        if errors.len() == before && whole {
             if let Err(e) = def.check() {
                 let message = format!("condition `{}`: {e}", def.id);
                 errors.push(c.error(&at(&def, &[]), At::Value, message));
             }
         }
-        check_placeholders(c, &def, &vars, &mut errors);
+        check_placeholders(c, &def, &vars, &var_gone, &mut errors);
         conditions.push(def);
     }
     // Stable sort: phases in order, catalog order within a phase (then the profile's own).
@@ -427,13 +454,17 @@ fn index_in_file(dropped: &located::Dropped, i: usize) -> usize {
     }
 }
 
+/// The name in an unknown-variable message.
+fn unknown_var(message: &str) -> Option<&str> {
+    message
+        .split("unknown variable `{")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+}
+
 /// The unknown-variable message with the nearest variable, if one is near.
 fn suggest_var(message: String, vars: &BTreeMap<String, String>) -> String {
-    let Some(name) = message
-        .strip_prefix("unknown variable `{")
-        .or_else(|| message.split("unknown variable `{").nth(1))
-        .and_then(|rest| rest.split('}').next())
-    else {
+    let Some(name) = unknown_var(&message) else {
         return message;
     };
     let hint = did_you_mean(name, vars.keys().map(String::as_str));
@@ -492,6 +523,7 @@ fn check_placeholders(
     chain: Chain,
     def: &ConditionDef,
     vars: &BTreeMap<String, String>,
+    gone: &dyn Fn(&str) -> bool,
     errors: &mut Vec<ConfigError>,
 ) {
     let mut texts: Vec<(Vec<Seg>, &str)> = vec![(vec![key("passes_when")], &def.passes_when)];
@@ -567,7 +599,7 @@ fn check_placeholders(
             let is_capture = captures
                 .as_ref()
                 .is_some_and(|c| c.iter().any(|c| c == name));
-            if vars.contains_key(name) || is_capture {
+            if vars.contains_key(name) || is_capture || gone(name) {
                 continue;
             }
             let candidates: Vec<&str> = vars
@@ -699,6 +731,7 @@ fn check_extras(
     chain: Chain,
     e: &Extras,
     vars: &BTreeMap<String, String>,
+    gone: &dyn Fn(&str) -> bool,
     errors: &mut Vec<ConfigError>,
 ) {
     let mut patterns: Vec<(Vec<Seg>, String, &pattern::PatternSrc)> = Vec::new();
@@ -742,7 +775,7 @@ fn check_extras(
         .chain(diag_runs);
     for (path, what, text) in texts {
         for name in pattern::placeholders(text) {
-            if !vars.contains_key(name) {
+            if !vars.contains_key(name) && !gone(name) {
                 let near = did_you_mean(name, vars.keys().map(String::as_str));
                 let message = format!(
                     "{what}: unknown variable `{{{name}}}` — define it under `vars:` in the profile{near}"
@@ -913,10 +946,14 @@ fn profile_chain(source: Source) -> Result<(Vec<Doc>, Value), ConfigError> {
     Ok((docs, merged))
 }
 
-/// `over` on top of `base`: mappings merge key by key, anything else replaces.
+/// `over` on top of `base`: mappings merge key by key, anything else replaces. A key left empty
+/// over a mapping (`machine:` with every line under it commented out: a YAML null) is an empty
+/// mapping, which merges nothing: the base's stays (a null over a scalar or a list replaces it,
+/// as `rng:` drops the base's device).
 fn merge(base: serde_yaml_ng::Value, over: serde_yaml_ng::Value) -> serde_yaml_ng::Value {
     use serde_yaml_ng::Value;
     match (base, over) {
+        (Value::Mapping(b), Value::Null) => Value::Mapping(b),
         (Value::Mapping(mut b), Value::Mapping(o)) => {
             for (k, v) in o {
                 let merged = match b.remove(&k) {
@@ -1361,6 +1398,104 @@ mod tests {
         let e = error_with(&errors, "runs after it", 28);
         assert!(e.message.contains("list `my.f` before `my.e`"), "{e}");
         error_with(&errors, "of the later boot phase", 41);
+    }
+
+    #[test]
+    fn a_number_is_text_wherever_text_is_wanted() {
+        // Each loaded before the loader read a merged value, and must load still.
+        let text = "extends: pre-nixos\nname: 2024\ndescription: 7\nvars: {1: x}\nmachine:\n  memory: 1610612736\n  machine_type: 440\nconsole:\n  login:\n    user: 1000\nboot:\n  entry: 2\ndiagnostics:\n  x:\n    run: true\nfailure_signatures:\n  - name: 5\n    pattern: 123\nnoise: [123]\nboot_analysis:\n  run: 1\n  slow: {after: 60s, run: 2.50}\n";
+        let config = load_from_str("mine.yaml", text, &[], &[]).unwrap();
+        let p = &config.profile;
+        assert_eq!((p.name.as_str(), p.description.as_str()), ("2024", "7"));
+        assert_eq!(p.vars["1"], "x");
+        assert_eq!(p.machine.memory.0, 1536 << 20);
+        assert_eq!(p.machine.machine_type, "440");
+        assert_eq!(
+            config.contract.login,
+            contract::Login::Automatic {
+                user: "1000".into()
+            }
+        );
+        assert!(
+            matches!(&config.contract.boot.entry, contract::EntryChoice::Label(re) if re.as_str() == "2")
+        );
+        assert_eq!(p.diagnostics["x"].run, "true");
+        assert_eq!(p.failure_signatures[0].name, "5");
+        assert_eq!(p.failure_signatures[0].pattern.0, "123");
+        assert_eq!(p.noise[0].0, "123");
+        let analysis = p.boot_analysis.as_ref().unwrap();
+        assert_eq!(analysis.run, "1");
+        assert_eq!(analysis.slow.as_ref().unwrap().run, "2.5");
+        // A boolean where a name is wanted is no text: `yes`/`true` there is a mistake.
+        let errors = errors_of("extends: pre-nixos\nconsole:\n  login:\n    user: true\n");
+        assert_eq!(errors.len(), 1, "{}", ConfigErrors(errors.clone()));
+        let e = error_with(&errors, "put it in quotes", 4);
+        assert!(e.message.contains("boolean `true`"), "{e}");
+    }
+
+    #[test]
+    fn what_a_removal_caused_is_not_reported_again() {
+        let one = |text: &str, words: &str, line: usize| {
+            let errors = errors_of(text);
+            assert_eq!(errors.len(), 1, "{}", ConfigErrors(errors.clone()));
+            error_with(&errors, words, line);
+        };
+        // The only pass pattern is no regex: not also "needs `pass` patterns".
+        one(
+            "extends: pre-nixos\nconditions:\n  - id: my.p\n    requires: [shell.ready]\n    check: probe\n    run: x\n    pass: ['(']\n    passes_when: x\n",
+            "invalid regex",
+            7,
+        );
+        // A wrong user: not also "an automatic login needs `console.login.user`".
+        one(
+            "extends: pre-nixos\nconsole:\n  login:\n    user: [nixos]\n",
+            "`console.login.user`: invalid type: sequence",
+            4,
+        );
+        // A typo of the password's key: not also "a password login needs …".
+        one(
+            "extends: pre-nixos\nconsole:\n  login:\n    mode: password\n    pasword: {env: PW}\n",
+            "did you mean `password`?",
+            5,
+        );
+        // A key that is no name: only it goes, not the whole `vars` (the base's with it).
+        one(
+            "extends: pre-nixos\nvars:\n  true: x\n",
+            "a key in `vars` is a boolean",
+            3,
+        );
+        one(
+            "extends: pre-nixos\nmachine:\n  [a]: 1\n",
+            "a key in `machine` is a list",
+            3,
+        );
+        // A variable whose value was wrong: its placeholders are not unknown.
+        one("extends: pre-nixos\nvars:\n  unit: [a]\n", "`vars.unit`", 3);
+    }
+
+    #[test]
+    fn an_empty_section_under_extends_keeps_the_base() {
+        let base = load("pre-nixos").unwrap();
+        let text = "extends: pre-nixos\nmachine:\n  # memory: 2G\n  # cpus: 4\ntimeouts:\n";
+        let mine = load_from_str("mine.yaml", text, &[], &[]).unwrap();
+        let (m, b) = (&mine.profile.machine, &base.profile.machine);
+        assert!(!b.disks.is_empty(), "the base has disks");
+        assert_eq!(m.disks.len(), b.disks.len());
+        assert_eq!((m.memory, m.rng.as_deref()), (b.memory, b.rng.as_deref()));
+        assert_eq!(
+            mine.profile.timeouts.conditions.len(),
+            base.profile.timeouts.conditions.len()
+        );
+        // A null over a scalar still replaces it: `rng:` drops the base's device.
+        let mine = load_from_str(
+            "mine.yaml",
+            "extends: pre-nixos\nmachine:\n  rng:\n",
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(mine.profile.machine.rng, None);
+        assert!(b.rng.is_some(), "the base has an rng");
     }
 
     #[test]

@@ -233,6 +233,7 @@ pub struct Signature {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BootAnalysis {
+    #[serde(deserialize_with = "scalar::text")]
     pub run: String,
     pub slow: Option<SlowBoot>,
 }
@@ -241,6 +242,7 @@ pub struct BootAnalysis {
 #[serde(deny_unknown_fields)]
 pub struct SlowBoot {
     pub after: Span,
+    #[serde(deserialize_with = "scalar::text")]
     pub run: String,
 }
 
@@ -261,5 +263,7 @@ pub struct StallSignature {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Diagnostic {
+    /// A shell command: `run: true` is the command `true`.
+    #[serde(deserialize_with = "scalar::text")]
     pub run: String,
 }

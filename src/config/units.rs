@@ -146,10 +146,28 @@ impl std::fmt::Display for Size {
     }
 }
 
+/// `8G`, or a number of bytes (`1610612736`).
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let t = String::deserialize(d)?;
-        Size::parse(&t).map_err(de::Error::custom)
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Size;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a size such as 8G or 512M, or a number of bytes")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
+                Ok(Size(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
+                u64::try_from(v)
+                    .map(Size)
+                    .map_err(|_| E::custom(format!("`{v}` is not a size: write e.g. 8G, 512M")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
+                Size::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -190,6 +208,11 @@ mod tests {
 
     #[test]
     fn sizes() {
+        let yaml = |y: &str| serde_yaml_ng::from_str::<Size>(y).map(|s| s.0);
+        // A number of bytes, as a profile wrote `memory: 1610612736` before.
+        assert_eq!(yaml("1610612736").unwrap(), 1536 << 20);
+        assert_eq!(yaml("'1610612736'").unwrap(), 1536 << 20);
+        assert!(yaml("-1").is_err() && yaml("true").is_err() && yaml("1.5").is_err());
         assert_eq!(Size::parse("8G").unwrap().0, 8 << 30);
         assert_eq!(Size::parse("512MiB").unwrap().0, 512 << 20);
         assert!(Size::parse("lots").is_err());

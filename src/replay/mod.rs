@@ -286,10 +286,15 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
     };
     // Judged on the host before the boot: the record's verdicts, so the boot conditions are
     // gated on them as they were live.
+    let mut from_record = std::collections::BTreeSet::new();
     for (id, outcome) in record.iter().flat_map(|r| r.conditions.iter()) {
-        if let Some(def) = engine.config.condition(id).cloned() {
-            let at = engine.now_ms();
-            engine.record(&def, at, outcome.clone());
+        // Only what is not a console condition in this profile: the log judges the rest.
+        match engine.config.condition(id).cloned() {
+            Some(def) if def.phase != crate::model::Phase::Boot && from_record.insert(id) => {
+                let at = engine.now_ms();
+                engine.record(&def, at, outcome.clone());
+            }
+            _ => {}
         }
     }
     if record.as_ref().is_some_and(|r| r.interrupted) {
@@ -346,6 +351,16 @@ pub async fn judge_log(engine: &mut Engine, defs: &[ConditionDef], path: PathBuf
     // The lines each verdict rests on, for a later one that rests on it.
     let mut excerpts: std::collections::BTreeMap<String, Vec<(u64, String)>> = Default::default();
     for (i, def) in defs.iter().enumerate() {
+        // Left out live (--skip, --only, not applicable): as live, whatever the log shows.
+        if let Some((_, left_out)) = record
+            .iter()
+            .flat_map(|r| r.left_out.iter())
+            .find(|(id, _)| *id == def.id)
+        {
+            let at = engine.begin(def);
+            engine.record(def, at, left_out.clone());
+            continue;
+        }
         let (finding, own) = match &judged {
             // An interrupted reading has no findings: the gate says "interrupted".
             Ok((findings, own, _, _)) => (

@@ -462,8 +462,12 @@ impl Reporter for FolderReporter {
                 }
             }
             Event::ConditionFinished(c) => {
-                // Judged on the host, not on the console: only the record can say.
-                if c.phase != crate::model::Phase::Boot {
+                // Judged on the host, not on the console, or the harness's side of a boot
+                // condition (left out, or not judged): only the record can say.
+                use crate::model::{Phase, SkipKind, Status};
+                let harness_side = c.status == Status::Error
+                    || (c.status == Status::Skip && c.skip_kind != SkipKind::Counts);
+                if c.phase != Phase::Boot || harness_side {
                     self.record(&crate::session_record::Entry::Condition {
                         id: c.id.clone(),
                         phase: c.phase,
