@@ -114,9 +114,7 @@ pub fn state_dir() -> PathBuf {
     if let Some(h) = from_env("HOME") {
         return h.join(".local/state/bootaudit");
     }
-    // SAFETY: getuid(2) cannot fail.
-    let uid = unsafe { libc::getuid() };
-    std::env::temp_dir().join(format!("bootaudit-state-{uid}"))
+    std::env::temp_dir().join(format!("bootaudit-state-{}", my_uid()))
 }
 
 fn runs_dir() -> PathBuf {
@@ -364,10 +362,14 @@ pub fn remove_owned_now() {
     });
 }
 
+fn my_uid() -> u32 {
+    // SAFETY: getuid(2) cannot fail.
+    unsafe { libc::getuid() }
+}
+
 fn owned_by_me(m: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
-    // SAFETY: getuid(2) cannot fail.
-    m.uid() == unsafe { libc::getuid() }
+    m.uid() == my_uid()
 }
 
 /// Is this state folder ours alone: a real folder, owned by this user, writable by nobody
@@ -375,12 +377,10 @@ fn owned_by_me(m: &std::fs::Metadata) -> bool {
 fn is_private(dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    // SAFETY: getuid(2) cannot fail.
-    let uid = unsafe { libc::getuid() };
     if m.file_type().is_symlink() || !m.is_dir() {
         return Err(format!("{} is not a folder (a symlink?)", dir.display()));
     }
-    if m.uid() != uid || m.mode() & 0o022 != 0 {
+    if !owned_by_me(&m) || m.mode() & 0o022 != 0 {
         return Err(format!(
             "{} belongs to uid {} with mode {:o}: it must be yours and writable by you alone",
             dir.display(),
@@ -637,6 +637,18 @@ mod tests {
         }
     }
 
+    /// The record of a run that no longer runs, naming these folders.
+    fn dead_runs_record(folders: Vec<PathBuf>) -> Record {
+        Record {
+            version: 1,
+            owner: dead_owner(),
+            command: vec!["bootaudit".into()],
+            started_at: "2026-12-02T20:00:00Z".into(),
+            processes: vec![],
+            folders,
+        }
+    }
+
     /// A record is only data: one naming a folder no run makes (a user's work), or kept in a
     /// state folder others may write, removes nothing.
     #[test]
@@ -645,14 +657,7 @@ mod tests {
         let victim = tempfile::tempdir().unwrap();
         let work = victim.path().join("src");
         std::fs::create_dir(&work).unwrap();
-        let record = Record {
-            version: 1,
-            owner: dead_owner(),
-            command: vec!["bootaudit".into()],
-            started_at: "2026-12-02T20:00:00Z".into(),
-            processes: vec![],
-            folders: vec![work.clone()],
-        };
+        let record = dead_runs_record(vec![work.clone()]);
         let runs = state.path().join("runs");
         write_record(&runs.join("4-1.json"), &record).unwrap();
         let reaped = reap_stale_in(&runs);
@@ -664,10 +669,7 @@ mod tests {
         // A state folder others may write: nothing is reaped, and it says why.
         let made = victim.path().join("bootaudit-abcdefghij");
         std::fs::create_dir(&made).unwrap();
-        let record = Record {
-            folders: vec![made.clone()],
-            ..record
-        };
+        let record = dead_runs_record(vec![made.clone()]);
         write_record(&runs.join("5-1.json"), &record).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&runs, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -690,14 +692,7 @@ mod tests {
         let victim = tempfile::tempdir().unwrap();
         let left = victim.path().join("bootaudit-0123456789");
         std::fs::create_dir(&left).unwrap();
-        let record = Record {
-            version: 1,
-            owner: dead_owner(),
-            command: vec!["bootaudit".into()],
-            started_at: "2026-12-02T20:00:00Z".into(),
-            processes: vec![],
-            folders: vec![left.clone()],
-        };
+        let record = dead_runs_record(vec![left.clone()]);
         let runs = state.path().join("runs");
         let mut dead_reaper = std::process::Command::new("true").spawn().unwrap();
         let dead = dead_reaper.id() as i32;

@@ -555,21 +555,9 @@ fn take_out(value: &mut Value, path: &[Seg], ids: &mut BTreeSet<String>) -> bool
     let Some((last, parents)) = path.split_last() else {
         return false;
     };
-    let mut node = value;
-    for seg in parents {
-        let next = match (seg, node) {
-            (Seg::Key(k), Value::Mapping(m)) => {
-                m.iter_mut().find(|(key, _)| key_is(key, k)).map(|(_, v)| v)
-            }
-            (Seg::Index(i), Value::Sequence(s)) => s.get_mut(*i),
-            (_, Value::Tagged(t)) => Some(&mut t.value),
-            _ => None,
-        };
-        match next {
-            Some(n) => node = n,
-            None => return false,
-        }
-    }
+    let Some(mut node) = node_mut(value, parents) else {
+        return false;
+    };
     if let Value::Tagged(t) = node {
         node = &mut t.value;
     }
